@@ -1,0 +1,104 @@
+//! The local runner plays AWS's part for the functions: it serves the API router over HTTP (as
+//! API Gateway would) and long-polls the event and delivery queues, invoking the fan-out and
+//! delivery handlers with real `SqsEvent` batches and deleting only the messages the handler did
+//! not report in `batch_item_failures` (as a Lambda event source mapping would).
+
+mod poller;
+
+use shared::{Config, Deps};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+pub use poller::PollStats;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the API listens; port 0 picks a free one.
+    pub api_addr: SocketAddr,
+    /// Long-poll wait per ReceiveMessage call (SQS allows 0–20 s).
+    pub wait_seconds: i32,
+    /// Concurrent pollers per queue (Lambda scales these with queue depth).
+    pub pollers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { api_addr: SocketAddr::from(([127, 0, 0, 1], 0)), wait_seconds: 5, pollers: 2 }
+    }
+}
+
+/// A running runner; dropping it (or [`Runner::stop`]) stops the API server and the pollers.
+pub struct Runner {
+    pub api_url: String,
+    pub deps: Arc<Deps>,
+    pub fanout_stats: Arc<PollStats>,
+    pub delivery_stats: Arc<PollStats>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    pub async fn start(sdk: &aws_config::SdkConfig, config: Config, opts: Options) -> std::io::Result<Self> {
+        let deps = Arc::new(Deps::aws(sdk, config));
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        let router = shared::api::router(deps.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        })];
+        let fanout_stats = Arc::new(PollStats::default());
+        let delivery_stats = Arc::new(PollStats::default());
+        for _ in 0..opts.pollers.max(1) {
+            let d = deps.clone();
+            tasks.push(poller::spawn(
+                sqs.clone(),
+                deps.config.events_queue_url.clone(),
+                opts.wait_seconds,
+                fanout_stats.clone(),
+                move |event| {
+                    let d = d.clone();
+                    async move { shared::fanout::handle_batch(event, &d).await }
+                },
+            ));
+            let d = deps.clone();
+            tasks.push(poller::spawn(
+                sqs.clone(),
+                deps.config.delivery_queue_url.clone(),
+                opts.wait_seconds,
+                delivery_stats.clone(),
+                move |event| {
+                    let d = d.clone();
+                    async move { shared::delivery::handle_batch(event, &d).await }
+                },
+            ));
+        }
+        Ok(Self { api_url, deps, fanout_stats, delivery_stats, tasks })
+    }
+
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Waits until a stop signal (Ctrl-C or SIGTERM).
+    pub async fn wait_for_signal(&self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the whole service on this machine: installs and starts LocalStack (SQS + DynamoDB),
+# provisions the queues and tables from infra/data.yaml, creates a dev API key, and runs the local
+# runner (API on http://127.0.0.1:$API_PORT + the fan-out and delivery pollers). Ctrl-C stops it
+# all, LocalStack included.
+#
+# Env: API_PORT (default 3000), LOCALSTACK_PORT (default 45670), TENANT (default dev).
+# Local-only settings: ALLOW_HTTP and ALLOW_PRIVATE_TARGETS are on, so subscriptions may point at
+# http://127.0.0.1 receivers; the SAM template turns both off.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+API_PORT="${API_PORT:-3000}"
+export LOCALSTACK_PORT="${LOCALSTACK_PORT:-45670}"
+TENANT="${TENANT:-dev}"
+
+cargo build --locked -p runner --bin webhooks-local
+scripts/localstack.sh setup
+trap 'scripts/localstack.sh stop "$LOCALSTACK_PORT" || true' EXIT
+scripts/localstack.sh start "$LOCALSTACK_PORT" >/dev/null
+# A short schedule for local use: 4 retries -> 5 attempts, so the queue's maxReceiveCount is 5.
+export RETRY_SCHEDULE="5,30,120,600"
+ENV_FILE=.localstack/local.env
+{
+    scripts/localstack.sh env "$LOCALSTACK_PORT"
+    scripts/localstack.sh provision webhooks-local DeliveryMaxReceiveCount=5
+    echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"
+    echo "ALLOW_HTTP=true"
+    echo "ALLOW_PRIVATE_TARGETS=true"
+} > "$ENV_FILE"
+while IFS= read -r line; do export "${line?}"; done < "$ENV_FILE"
+KEY="$("$ROOT/target/debug/webhooks-local" create-key --tenant "$TENANT" 2>/dev/null)"
+
+cat <<MSG
+
+  Webhook service running locally
+    API:          http://127.0.0.1:$API_PORT   (routes under /v1)
+    API key:      $KEY   (tenant $TENANT, all scopes)
+    Event queue:  $EVENTS_QUEUE_URL
+    LocalStack:   $AWS_ENDPOINT_URL
+  Try:
+    curl -s -X POST http://127.0.0.1:$API_PORT/v1/subscriptions -H "Authorization: Bearer $KEY" \\
+         -H 'Content-Type: application/json' -d '{"url":"http://127.0.0.1:9000/hook","events":["*"]}'
+    set -a; . $ENV_FILE; set +a    # in another terminal: the same settings
+    target/debug/webhooks-local publish '{"event_id":"e1","event_type":"project.created","tenant_id":"$TENANT","occurred_at":"2026-11-22T10:00:00Z","data":{}}'
+  Ctrl-C stops everything.
+
+MSG
+"$ROOT/target/debug/webhooks-local" serve --port "$API_PORT"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test: unit, adapter and end-to-end (on a LocalStack this script installs, starts on
+# its own port and stops again, also on failure), then the SAM template checks and `sam build`.
+#
+#   scripts/test.sh              everything
+#   SKIP_SAM_BUILD=1 scripts/test.sh   skip the release build of the Lambda bundles
+#
+# Env: TEST_LOCALSTACK_PORT (default 45680).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PORT="${TEST_LOCALSTACK_PORT:-45680}"
+export LOCALSTACK_PORT="$PORT"
+
+step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "LocalStack setup"
+scripts/localstack.sh setup
+step "LocalStack start on port $PORT"
+trap 'scripts/localstack.sh stop "$PORT" || true' EXIT
+scripts/localstack.sh start "$PORT"
+while IFS= read -r line; do export "${line?}"; done < <(scripts/localstack.sh env "$PORT")
+
+step "cargo test (unit, adapter, end-to-end)"
+cargo test --workspace --locked
+
+step "SAM: install and validate --lint"
+scripts/sam.sh install
+scripts/sam.sh validate
+
+if [[ "${SKIP_SAM_BUILD:-0}" != 1 ]]; then
+    step "SAM: build (release Lambda bundles)"
+    scripts/sam.sh build
+    ls -l .aws-sam/build/*/bootstrap
+fi
+step "all tests passed"

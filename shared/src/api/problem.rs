@@ -1,0 +1,63 @@
+//! The API's one error type, mapped to HTTP in one place: 4xx as `application/problem+json`
+//! naming the field at fault; 5xx logged with context and answered with a generic body.
+
+use crate::ports::StoreError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    Invalid { field: String, detail: String },
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    #[error("this API key lacks the scope {0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Invalid { field: field.into(), detail: detail.into() }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title, field) = match &self {
+            ApiError::Invalid { field, .. } => (StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(field.as_str())),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found", None),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict", None),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, source = ?std::error::Error::source(e), "internal error serving request");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
+            }
+        };
+        let body = Problem { kind: &format!("/problems/{kind}"), title, status: status.as_u16(), detail: self.to_string(), field };
+        let mut resp = (status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,119 @@
+//! Deployment settings, read once from the environment (the SAM template sets them; the local
+//! runner passes the values LocalStack provisioning printed).
+
+use crate::retry::RetryPolicy;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub events_queue_url: String,
+    pub delivery_queue_url: String,
+    pub subscriptions_table: String,
+    pub api_keys_table: String,
+    pub events_table: String,
+    pub deliveries_table: String,
+    pub attempts_table: String,
+    pub retry: RetryPolicy,
+    /// Total time allowed for one delivery POST (connect timeout is 5 s within it).
+    pub delivery_timeout: Duration,
+    /// Accept `http://` subscription URLs. Local testing only; off in the SAM template.
+    pub allow_http: bool,
+    /// Deliver to loopback/private addresses. Local testing only; off in the SAM template.
+    pub allow_private_targets: bool,
+    /// How long deliveries, attempts and stored events are kept (DynamoDB TTL).
+    pub retention: Duration,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let req = |name: &'static str| get(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name));
+        let flag = |name: &'static str| match get(name).as_deref() {
+            None | Some("") | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ConfigError::Invalid { name, reason: format!("`{other}` is not true/false") }),
+        };
+        let number = |name: &'static str, default: u64| match get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid { name, reason: format!("`{v}` is not a number") }),
+        };
+        let retry = match get("RETRY_SCHEDULE") {
+            None => RetryPolicy::default(),
+            Some(v) => RetryPolicy::parse(&v).map_err(|reason| ConfigError::Invalid { name: "RETRY_SCHEDULE", reason })?,
+        };
+        Ok(Self {
+            events_queue_url: req("EVENTS_QUEUE_URL")?,
+            delivery_queue_url: req("DELIVERY_QUEUE_URL")?,
+            subscriptions_table: req("SUBSCRIPTIONS_TABLE")?,
+            api_keys_table: req("API_KEYS_TABLE")?,
+            events_table: req("EVENTS_TABLE")?,
+            deliveries_table: req("DELIVERIES_TABLE")?,
+            attempts_table: req("ATTEMPTS_TABLE")?,
+            retry,
+            delivery_timeout: Duration::from_millis(number("DELIVERY_TIMEOUT_MS", 15_000)?),
+            allow_http: flag("ALLOW_HTTP")?,
+            allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?,
+            retention: Duration::from_secs(86_400 * number("RETENTION_DAYS", 30)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, String> {
+        [
+            "EVENTS_QUEUE_URL",
+            "DELIVERY_QUEUE_URL",
+            "SUBSCRIPTIONS_TABLE",
+            "API_KEYS_TABLE",
+            "EVENTS_TABLE",
+            "DELIVERIES_TABLE",
+            "ATTEMPTS_TABLE",
+        ]
+        .into_iter()
+        .map(|k| (k, format!("v-{k}")))
+        .collect()
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let mut env = base();
+        env.remove("ATTEMPTS_TABLE");
+        let err = Config::from_lookup(|k| env.get(k).cloned()).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("ATTEMPTS_TABLE"));
+        assert!(err.to_string().contains("ATTEMPTS_TABLE"));
+    }
+
+    #[test]
+    fn defaults_are_production_safe() {
+        let env = base();
+        let c = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert!(!c.allow_http && !c.allow_private_targets);
+        assert_eq!(c.delivery_timeout, Duration::from_secs(15));
+        assert_eq!(c.retry.max_attempts(), 9);
+    }
+
+    #[test]
+    fn rejects_bad_flags_and_schedules() {
+        let mut env = base();
+        env.insert("ALLOW_HTTP", "yes".into());
+        assert!(matches!(Config::from_lookup(|k| env.get(k).cloned()), Err(ConfigError::Invalid { name: "ALLOW_HTTP", .. })));
+        env.insert("ALLOW_HTTP", "true".into());
+        env.insert("RETRY_SCHEDULE", "1,a".into());
+        assert!(matches!(Config::from_lookup(|k| env.get(k).cloned()), Err(ConfigError::Invalid { name: "RETRY_SCHEDULE", .. })));
+    }
+}

@@ -1,0 +1,217 @@
+//! Domain records: what upstream sends, what we store, and what travels on the delivery queue.
+
+use crate::ids::{ApiKeyId, DeliveryId, SubscriptionId, TenantId};
+use crate::signing::Secret;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The upstream contract: one event on the event queue (or `POST /v1/events`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    /// Upstream's id: 1–128 of `[A-Za-z0-9_.:-]`. Receivers dedupe by it.
+    pub event_id: String,
+    /// Dotted name, e.g. `project.created`.
+    pub event_type: String,
+    pub tenant_id: TenantId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    pub data: serde_json::Value,
+}
+
+/// An event as fanned out: `body` holds the exact bytes every delivery of it POSTs and signs.
+/// Stored once per event, referenced by its deliveries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StoredEvent {
+    pub tenant_id: TenantId,
+    pub event_id: String,
+    pub event_type: String,
+    pub body: String,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Subscription {
+    pub tenant_id: TenantId,
+    pub subscription_id: SubscriptionId,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    /// `false` once soft-deleted.
+    pub active: bool,
+    #[serde(with = "secret_text")]
+    pub secret: Secret,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Subscription {
+    /// Whether this subscription should receive an event of this type.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.enabled && self.active && self.events.iter().any(|p| crate::matching::matches(p, event_type))
+    }
+}
+
+mod secret_text {
+    use super::Secret;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
+        let text = String::deserialize(de)?;
+        Secret::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+/// One event to one subscription. Its id is the `webhook-id` header.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Delivery {
+    pub delivery_id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub subscription_id: SubscriptionId,
+    pub event_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub expires_at: i64,
+}
+
+/// Why an attempt failed. A failing endpoint is an outcome, not an error of ours.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    Timeout,
+    Dns,
+    Connect,
+    Tls,
+    Http,
+    Redirect,
+    Blocked,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Live,
+    Test,
+    Redeliver,
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Attempt {
+    pub delivery_id: DeliveryId,
+    pub attempt: u32,
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error_class: Option<FailureClass>,
+    pub error_message: Option<String>,
+    /// The first bytes of the response body (lossy UTF-8).
+    pub response_body: Option<String>,
+    pub trigger: Trigger,
+    pub expires_at: i64,
+}
+
+impl Attempt {
+    pub fn succeeded(&self) -> bool {
+        self.error_class.is_none()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Scope {
+    #[serde(rename = "webhooks:read")]
+    Read,
+    #[serde(rename = "webhooks:write")]
+    Write,
+    #[serde(rename = "webhooks:delete")]
+    Delete,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "webhooks:read",
+            Scope::Write => "webhooks:write",
+            Scope::Delete => "webhooks:delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// An API key as stored: only the SHA-256 of the key, never the key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiKeyRecord {
+    pub key_hash: String,
+    pub key_id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub scopes: Vec<Scope>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Messages on the delivery queue. Tagged and versioned so the format can evolve while old
+/// messages drain.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type")]
+pub enum DeliveryTask {
+    #[serde(rename = "deliver.v1")]
+    Deliver {
+        delivery_id: DeliveryId,
+        tenant_id: TenantId,
+        subscription_id: SubscriptionId,
+        event_id: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_task_wire_format_is_tagged_and_versioned() {
+        let t = DeliveryTask::Deliver {
+            delivery_id: DeliveryId::parse("dlv_1").unwrap(),
+            tenant_id: TenantId::parse("acme").unwrap(),
+            subscription_id: SubscriptionId::parse("sub_1").unwrap(),
+            event_id: "e1".into(),
+        };
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(json["type"], "deliver.v1");
+        assert_eq!(json["delivery_id"], "dlv_1");
+        assert_eq!(serde_json::from_value::<DeliveryTask>(json).unwrap(), t);
+    }
+
+    #[test]
+    fn event_envelope_rejects_unknown_fields() {
+        let ok = r#"{"event_id":"e1","event_type":"project.created","tenant_id":"acme","occurred_at":"2026-11-22T10:00:00Z","data":{}}"#;
+        assert!(serde_json::from_str::<EventIn>(ok).is_ok());
+        let extra = ok.replace("\"data\"", "\"extra\":1,\"data\"");
+        assert!(serde_json::from_str::<EventIn>(&extra).is_err());
+    }
+}

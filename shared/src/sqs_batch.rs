@@ -1,0 +1,38 @@
+//! Shared shape of the SQS handlers: process every message of a batch concurrently, each in its
+//! own span, and report only the ones to retry as batch item failures.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use std::future::Future;
+use tracing::Instrument;
+
+/// What to do with one message after handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Delete it from the queue.
+    Done,
+    /// Leave it: report it as a batch item failure so SQS delivers it again (or dead-letters it).
+    Retry,
+}
+
+pub async fn process<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Ack>,
+{
+    let work = event.records.into_iter().map(|msg| {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("message", message_id = %id);
+        let fut = handle(msg).instrument(span);
+        async move { (id, fut.await) }
+    });
+    let results = futures::future::join_all(work).await;
+    let mut response = SqsBatchResponse::default();
+    for (id, ack) in results {
+        if ack == Ack::Retry {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
