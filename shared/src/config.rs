@@ -7,9 +7,11 @@ use std::time::Duration;
 #[derive(Clone, Debug)]
 pub struct Config {
     pub events_queue_url: String,
+    pub events_dlq_url: String,
     pub delivery_queue_url: String,
     pub subscriptions_table: String,
     pub api_keys_table: String,
+    pub tenants_table: String,
     pub events_table: String,
     pub deliveries_table: String,
     pub attempts_table: String,
@@ -22,6 +24,16 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// How long deliveries, attempts and stored events are kept (DynamoDB TTL).
     pub retention: Duration,
+    /// Active subscriptions a tenant may have.
+    pub max_subscriptions: usize,
+    /// How long a warm fan-out function reuses a tenant's subscription list.
+    pub subscription_cache_ttl: Duration,
+    /// The least wait after a 429 or a timeout (Svix waits at least a minute).
+    pub min_throttle_delay: Duration,
+    /// A run of failures spanning this long disables the subscription (default 5 days).
+    pub disable_after: Duration,
+    /// How long the previous secret keeps signing after a rotation.
+    pub secret_overlap: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,9 +66,11 @@ impl Config {
         };
         Ok(Self {
             events_queue_url: req("EVENTS_QUEUE_URL")?,
+            events_dlq_url: req("EVENTS_DLQ_URL")?,
             delivery_queue_url: req("DELIVERY_QUEUE_URL")?,
             subscriptions_table: req("SUBSCRIPTIONS_TABLE")?,
             api_keys_table: req("API_KEYS_TABLE")?,
+            tenants_table: req("TENANTS_TABLE")?,
             events_table: req("EVENTS_TABLE")?,
             deliveries_table: req("DELIVERIES_TABLE")?,
             attempts_table: req("ATTEMPTS_TABLE")?,
@@ -65,6 +79,11 @@ impl Config {
             allow_http: flag("ALLOW_HTTP")?,
             allow_private_targets: flag("ALLOW_PRIVATE_TARGETS")?,
             retention: Duration::from_secs(86_400 * number("RETENTION_DAYS", 30)?),
+            max_subscriptions: number("MAX_SUBSCRIPTIONS_PER_TENANT", 25)? as usize,
+            subscription_cache_ttl: Duration::from_millis(number("SUBSCRIPTION_CACHE_TTL_MS", 10_000)?),
+            min_throttle_delay: Duration::from_secs(number("MIN_THROTTLE_DELAY_SECS", 60)?),
+            disable_after: Duration::from_secs(number("DISABLE_AFTER_SECS", 5 * 86_400)?),
+            secret_overlap: Duration::from_secs(number("SECRET_OVERLAP_SECS", 86_400)?),
         })
     }
 }
@@ -77,9 +96,11 @@ mod tests {
     fn base() -> HashMap<&'static str, String> {
         [
             "EVENTS_QUEUE_URL",
+            "EVENTS_DLQ_URL",
             "DELIVERY_QUEUE_URL",
             "SUBSCRIPTIONS_TABLE",
             "API_KEYS_TABLE",
+            "TENANTS_TABLE",
             "EVENTS_TABLE",
             "DELIVERIES_TABLE",
             "ATTEMPTS_TABLE",

@@ -3,7 +3,8 @@
 use crate::adapters::{dynamodb, memory, sqs};
 use crate::config::Config;
 use crate::delivery::http::HttpSender;
-use crate::ports::{ApiKeyStore, DeliveryQueue, DeliveryStore, SubscriptionStore};
+use crate::fanout::SubscriptionCache;
+use crate::ports::{ApiKeyStore, DeliveryStore, Queues, SubscriptionStore, TenantStore};
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -11,9 +12,11 @@ pub struct Deps {
     pub config: Config,
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub tenants: Arc<dyn TenantStore>,
     pub deliveries: Arc<dyn DeliveryStore>,
-    pub delivery_queue: Arc<dyn DeliveryQueue>,
+    pub queues: Arc<dyn Queues>,
     pub sender: HttpSender,
+    pub subscription_cache: Arc<SubscriptionCache>,
 }
 
 impl Deps {
@@ -24,25 +27,29 @@ impl Deps {
         Self {
             subscriptions: Arc::new(dynamodb::DynamoSubscriptions::new(ddb.clone(), &config)),
             api_keys: Arc::new(dynamodb::DynamoApiKeys::new(ddb.clone(), &config)),
+            tenants: Arc::new(dynamodb::DynamoTenants::new(ddb.clone(), &config)),
             deliveries: Arc::new(dynamodb::DynamoDeliveries::new(ddb, &config)),
-            delivery_queue: Arc::new(sqs::SqsDeliveryQueue::new(sqs, &config)),
+            queues: Arc::new(sqs::SqsQueues::new(sqs, &config)),
             sender: sender(&config),
+            subscription_cache: Arc::new(SubscriptionCache::new(config.subscription_cache_ttl)),
             config,
         }
     }
 
-    /// In-memory adapters (unit tests); the queue is returned too so tests can inspect it.
-    pub fn memory(config: Config) -> (Self, Arc<memory::MemoryQueue>) {
-        let queue = Arc::new(memory::MemoryQueue::default());
+    /// In-memory adapters (unit tests); the queues are returned too so tests can inspect them.
+    pub fn memory(config: Config) -> (Self, Arc<memory::MemoryQueues>) {
+        let queues = Arc::new(memory::MemoryQueues::default());
         let deps = Self {
             subscriptions: Arc::new(memory::MemorySubscriptions::default()),
             api_keys: Arc::new(memory::MemoryApiKeys::default()),
+            tenants: Arc::new(memory::MemoryTenants::default()),
             deliveries: Arc::new(memory::MemoryDeliveries::default()),
-            delivery_queue: queue.clone(),
+            queues: queues.clone(),
             sender: sender(&config),
+            subscription_cache: Arc::new(SubscriptionCache::new(config.subscription_cache_ttl)),
             config,
         };
-        (deps, queue)
+        (deps, queues)
     }
 }
 

@@ -2,32 +2,58 @@
 //!
 //! Idempotent: the event body is stored once under (tenant, event_id); each delivery id is
 //! derived from (tenant, event_id, subscription) and created with a conditional write, so an
-//! event that SQS hands us twice creates no second delivery.
+//! event that SQS hands us twice creates no second delivery. Poison events (unparseable, invalid,
+//! of an unknown tenant) go to the event DLQ with their reason and never block their batch.
 
 use crate::deps::Deps;
-use crate::ids::{is_token, DeliveryId};
+use crate::ids::{is_token, DeliveryId, TenantId};
 use crate::matching::is_valid_event_type;
-use crate::model::{Delivery, DeliveryStatus, DeliveryTask, EventIn, StoredEvent};
-use crate::ports::{Created, StoreError};
+use crate::metrics::{self, Metric};
+use crate::model::{Delivery, DeliveryStatus, DeliveryTask, EventIn, StoredEvent, Subscription, Trigger};
+use crate::ports::{Created, StoreError, SubscriptionStore, TenantStore};
 use crate::sqs_batch::{self, Ack};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-/// Bodies above this are refused: a delivery's body must fit DynamoDB's 400 KB item with room
-/// to spare, and SQS caps a message at 256 KB.
+/// Largest accepted envelope: SQS's message limit (256 KiB). The stored body must also fit a
+/// DynamoDB item (400 KB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// Conditional delivery writes in flight at once for one event.
+const CREATE_CONCURRENCY: usize = 16;
 
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
     sqs_batch::process(event, |msg| handle_message(msg, deps)).await
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why an event is refused. It goes to the event DLQ with `code(): detail` as its `reason`.
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Rejection {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
     #[error("body is not a valid event envelope: {0}")]
     Invalid(String),
     #[error("body exceeds {MAX_EVENT_BYTES} bytes")]
     TooLarge,
+    #[error("tenant {0} is not known to this service")]
+    UnknownTenant(TenantId),
+}
+
+impl Rejection {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NotJson(_) => "not_json",
+            Rejection::Invalid(_) => "invalid_envelope",
+            Rejection::TooLarge => "too_large",
+            Rejection::UnknownTenant(_) => "unknown_tenant",
+        }
+    }
 }
 
 /// Parses and checks an upstream envelope.
@@ -35,38 +61,96 @@ pub fn parse_event(body: &str) -> Result<EventIn, Rejection> {
     if body.len() > MAX_EVENT_BYTES {
         return Err(Rejection::TooLarge);
     }
-    let event: EventIn = serde_json::from_str(body).map_err(|e| Rejection::Invalid(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    let event: EventIn = serde_json::from_value(value).map_err(|e| Rejection::Invalid(e.to_string()))?;
     if !is_token(&event.event_id, 128) {
         return Err(Rejection::Invalid("event_id must be 1-128 of [A-Za-z0-9_.:-]".into()));
     }
     if !is_valid_event_type(&event.event_type) {
-        return Err(Rejection::Invalid("event_type must be dotted lowercase segments".into()));
+        return Err(Rejection::Invalid("event_type must be dotted lowercase segments, e.g. project.created".into()));
     }
     Ok(event)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 async fn handle_message(msg: SqsMessage, deps: &Deps) -> Ack {
-    let event = match parse_event(msg.body.as_deref().unwrap_or_default()) {
+    let body = msg.body.as_deref().unwrap_or_default();
+    let message_id = msg.message_id.as_deref().unwrap_or_default();
+    let event = match parse_event(body) {
         Ok(e) => e,
-        Err(reason) => {
-            // Retried until the event queue's maxReceiveCount moves it to the event DLQ.
-            tracing::error!(%reason, "rejected event");
-            return Ack::Retry;
-        }
+        Err(rejection) => return reject(body, message_id, rejection, deps).await,
     };
     let span = tracing::info_span!("fanout", tenant = %event.tenant_id, event_id = %event.event_id, event_type = %event.event_type);
     let redelivered = msg.attributes.get("ApproximateReceiveCount").is_some_and(|c| c != "1");
     let result = fan_out(&event, redelivered, deps).instrument(span.clone()).await;
-    span.in_scope(|| match result {
+    match result {
         Ok(matched) => {
-            tracing::info!(matched, "fanned out");
+            span.in_scope(|| tracing::info!(matched, "fanned out"));
+            metrics::emit(
+                "fanout",
+                &[Metric { name: "Matched", value: matched as f64, unit: "Count" }],
+                &[("tenant", json!(event.tenant_id)), ("event_id", json!(event.event_id)), ("event_type", json!(event.event_type))],
+            );
             Ack::Done
         }
-        Err(e) => {
-            tracing::error!(error = %e, "fan-out failed; event will be retried");
+        Err(FanoutError::Rejected(rejection)) => reject(body, message_id, rejection, deps).instrument(span).await,
+        Err(FanoutError::Store(e)) => {
+            span.in_scope(|| tracing::error!(error = %e, "fan-out failed; event will be retried"));
             Ack::Retry
         }
-    })
+    }
+}
+
+/// Moves a poison event to the event DLQ with its reason; if even that fails, leaves it to SQS
+/// (retried, then redriven to the same DLQ).
+async fn reject(body: &str, message_id: &str, rejection: Rejection, deps: &Deps) -> Ack {
+    let reason = format!("{}: {rejection}", rejection.code());
+    tracing::warn!(%reason, "rejected event; moving it to the event DLQ");
+    metrics::emit("fanout", &[Metric { name: "Rejected", value: 1.0, unit: "Count" }], &[("reason", json!(rejection.code()))]);
+    match deps.queues.dead_letter_event(body, &reason, message_id).await {
+        Ok(()) => Ack::Done,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot move the rejected event to the DLQ; leaving it on the queue");
+            Ack::Retry
+        }
+    }
+}
+
+/// Per warm process: each tenant's known-ness and subscriptions, reused for a short TTL so a
+/// burst of events for one tenant costs one Query.
+pub struct SubscriptionCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<TenantId, (Instant, Arc<Vec<Subscription>>)>>,
+}
+
+impl SubscriptionCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The tenant's subscriptions, or `None` if the tenant is unknown (not cached).
+    pub async fn get(&self, tenant: &TenantId, tenants: &dyn TenantStore, subs: &dyn SubscriptionStore) -> Result<Option<Arc<Vec<Subscription>>>, StoreError> {
+        if let Some((at, list)) = self.entries.lock().unwrap().get(tenant) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(list.clone()));
+            }
+        }
+        if !tenants.exists(tenant).await? {
+            return Ok(None);
+        }
+        let list = Arc::new(subs.list(tenant).await?);
+        if !self.ttl.is_zero() {
+            self.entries.lock().unwrap().insert(tenant.clone(), (Instant::now(), list.clone()));
+        }
+        Ok(Some(list))
+    }
 }
 
 /// Creates and enqueues the deliveries of one event; returns how many subscriptions matched.
@@ -74,7 +158,12 @@ async fn handle_message(msg: SqsMessage, deps: &Deps) -> Ack {
 /// A delivery that already exists is enqueued again only when `redelivered` (SQS handed us this
 /// message before, so an earlier run may have stopped between creating it and enqueuing it) and it
 /// was never attempted. The same event published twice by upstream enqueues nothing new.
-pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<usize, StoreError> {
+pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<usize, FanoutError> {
+    let subs = deps
+        .subscription_cache
+        .get(&event.tenant_id, deps.tenants.as_ref(), deps.subscriptions.as_ref())
+        .await?
+        .ok_or_else(|| Rejection::UnknownTenant(event.tenant_id.clone()))?;
     let now = OffsetDateTime::now_utc();
     let expires_at = (now + deps.config.retention).unix_timestamp();
     let body = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -87,111 +176,136 @@ pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<
     };
     deps.deliveries.put_event(&stored).await?;
 
-    let subs = deps.subscriptions.list(&event.tenant_id).await?;
-    let matching: Vec<_> = subs.into_iter().filter(|s| s.wants(&event.event_type)).collect();
-    let mut tasks = Vec::with_capacity(matching.len());
-    for sub in &matching {
-        let delivery = Delivery {
-            delivery_id: DeliveryId::derive(&event.tenant_id, &event.event_id, &sub.subscription_id),
-            tenant_id: event.tenant_id.clone(),
-            subscription_id: sub.subscription_id.clone(),
-            event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            created_at: now,
-            updated_at: now,
-            expires_at,
-        };
-        let enqueue = match deps.deliveries.create_delivery(&delivery).await? {
-            Created::New => true,
-            // The worker drops a task whose delivery is already settled.
-            Created::Existed if redelivered => matches!(
-                deps.deliveries.get_delivery(&delivery.delivery_id).await?,
-                Some(d) if d.status == DeliveryStatus::Pending && d.attempts == 0
-            ),
-            Created::Existed => false,
-        };
-        if enqueue {
-            tasks.push(DeliveryTask::Deliver {
-                delivery_id: delivery.delivery_id,
-                tenant_id: delivery.tenant_id,
-                subscription_id: delivery.subscription_id,
-                event_id: delivery.event_id,
-            });
-        }
-    }
-    let failed = deps.delivery_queue.enqueue(&tasks).await?;
-    if !failed.is_empty() {
-        let again: Vec<_> = failed.iter().map(|&i| tasks[i].clone()).collect();
-        let still = deps.delivery_queue.enqueue(&again).await?;
-        if !still.is_empty() {
-            return Err(StoreError::Corrupt(format!("{} delivery tasks could not be enqueued", still.len())));
-        }
-    }
+    let matching: Vec<&Subscription> = subs.iter().filter(|s| s.wants(&event.event_type)).collect();
+    // Boxed as `Send` futures: a borrowing closure inside the stream trips rustc's higher-ranked
+    // Send inference when the caller spawns the handler.
+    let creates: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<DeliveryTask>, StoreError>> + Send + '_>>> =
+        matching.iter().map(|sub| Box::pin(create_delivery(event, sub, now, expires_at, redelivered, deps)) as _).collect();
+    let created = futures::stream::iter(creates)
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    let tasks: Vec<DeliveryTask> = created.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+    enqueue_all(deps, &tasks).await?;
     Ok(matching.len())
 }
 
+/// Creates one delivery; returns its task if it must be enqueued.
+async fn create_delivery(
+    event: &EventIn,
+    sub: &Subscription,
+    now: OffsetDateTime,
+    expires_at: i64,
+    redelivered: bool,
+    deps: &Deps,
+) -> Result<Option<DeliveryTask>, StoreError> {
+    let delivery = Delivery {
+        delivery_id: DeliveryId::derive(&event.tenant_id, &event.event_id, &sub.subscription_id),
+        tenant_id: event.tenant_id.clone(),
+        subscription_id: sub.subscription_id.clone(),
+        event_id: event.event_id.clone(),
+        event_type: event.event_type.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        last_status_code: None,
+        last_error_class: None,
+        last_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+        expires_at,
+    };
+    let enqueue = match deps.deliveries.create_delivery(&delivery).await? {
+        Created::New => true,
+        // The worker drops a task whose delivery is already settled.
+        Created::Existed if redelivered => matches!(
+            deps.deliveries.get_delivery(&delivery.delivery_id).await?,
+            Some(d) if d.status == DeliveryStatus::Pending && d.attempts == 0
+        ),
+        Created::Existed => false,
+    };
+    Ok(enqueue.then(|| DeliveryTask::Deliver {
+        delivery_id: delivery.delivery_id,
+        tenant_id: delivery.tenant_id,
+        subscription_id: delivery.subscription_id,
+        event_id: delivery.event_id,
+        trigger: Trigger::Live,
+    }))
+}
+
+/// Enqueues tasks, retrying once the entries SQS refused; an error if some still fail.
+pub async fn enqueue_all(deps: &Deps, tasks: &[DeliveryTask]) -> Result<(), StoreError> {
+    let failed = deps.queues.enqueue_deliveries(tasks).await?;
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let again: Vec<_> = failed.iter().map(|&i| tasks[i].clone()).collect();
+    let still = deps.queues.enqueue_deliveries(&again).await?;
+    if !still.is_empty() {
+        return Err(StoreError::Partial(format!("{} delivery tasks could not be enqueued", still.len())));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::ids::{SubscriptionId, TenantId};
-    use crate::model::Subscription;
-    use crate::signing::Secret;
+    use crate::ids::SubscriptionId;
+    use crate::model::TenantRecord;
 
-    fn config() -> Config {
-        Config::from_lookup(|k| match k {
-            "RETRY_SCHEDULE" | "DELIVERY_TIMEOUT_MS" | "ALLOW_HTTP" | "ALLOW_PRIVATE_TARGETS" | "RETENTION_DAYS" => None,
-            other => Some(format!("test-{other}")),
+    pub(crate) fn config(extra: &[(&str, &str)]) -> Config {
+        let extra: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| match extra.get(k) {
+            Some(v) => Some(v.clone()),
+            None if k.ends_with("_TABLE") || k.ends_with("_URL") => Some(format!("test-{k}")),
+            None => None,
         })
         .unwrap()
     }
 
-    async fn subscribe(deps: &Deps, tenant: &str, events: &[&str], enabled: bool) -> SubscriptionId {
-        let now = OffsetDateTime::now_utc();
-        let sub = Subscription {
-            tenant_id: TenantId::parse(tenant).unwrap(),
-            subscription_id: SubscriptionId::generate(),
-            url: "https://example.com/hook".into(),
-            events: events.iter().map(|e| e.to_string()).collect(),
-            enabled,
-            active: true,
-            secret: Secret::generate(),
-            created_at: now,
-            updated_at: now,
-        };
-        deps.subscriptions.create(&sub).await.unwrap();
-        sub.subscription_id
+    pub(crate) async fn tenant(deps: &Deps, tenant: &str) {
+        let record = TenantRecord { tenant_id: TenantId::parse(tenant).unwrap(), created_at: OffsetDateTime::now_utc() };
+        deps.tenants.register(&record).await.unwrap();
     }
 
-    fn event(id: &str, event_type: &str) -> EventIn {
-        serde_json::from_value(serde_json::json!({
+    pub(crate) async fn subscribe(deps: &Deps, tenant: &str, url: &str, events: &[&str], enabled: bool) -> Subscription {
+        let mut sub = Subscription::new(TenantId::parse(tenant).unwrap(), url.into(), events.iter().map(|e| e.to_string()).collect(), OffsetDateTime::now_utc());
+        sub.enabled = enabled;
+        deps.subscriptions.create(&sub).await.unwrap();
+        sub
+    }
+
+    pub(crate) fn event(id: &str, event_type: &str) -> EventIn {
+        serde_json::from_value(json!({
             "event_id": id, "event_type": event_type, "tenant_id": "acme",
             "occurred_at": "2026-11-22T10:00:00Z", "data": {"k": 1}
         }))
         .unwrap()
     }
 
+    const URL: &str = "https://example.com/hook";
+
     #[tokio::test]
     async fn one_delivery_per_matching_subscription_and_none_on_repeat() {
-        // GIVEN three matching and two non-matching subscriptions (one of another tenant)
-        let (deps, queue) = Deps::memory(config());
-        let mut matching = vec![
-            subscribe(&deps, "acme", &["project.created"], true).await,
-            subscribe(&deps, "acme", &["project.*"], true).await,
-            subscribe(&deps, "acme", &["*"], true).await,
+        // GIVEN three matching and three non-matching subscriptions (one of another tenant)
+        let (deps, queues) = Deps::memory(config(&[]));
+        tenant(&deps, "acme").await;
+        tenant(&deps, "other").await;
+        let mut matching: Vec<SubscriptionId> = vec![
+            subscribe(&deps, "acme", URL, &["project.created"], true).await.subscription_id,
+            subscribe(&deps, "acme", URL, &["project.*"], true).await.subscription_id,
+            subscribe(&deps, "acme", URL, &["*"], true).await.subscription_id,
         ];
-        subscribe(&deps, "acme", &["project.created"], false).await;
-        subscribe(&deps, "other", &["*"], true).await;
-        subscribe(&deps, "acme", &["enrollment.completed"], true).await;
+        subscribe(&deps, "acme", URL, &["project.created"], false).await;
+        subscribe(&deps, "other", URL, &["*"], true).await;
+        subscribe(&deps, "acme", URL, &["enrollment.completed"], true).await;
 
         // WHEN the event is fanned out, then published again by upstream
         assert_eq!(fan_out(&event("e1", "project.created"), false, &deps).await.unwrap(), 3);
         assert_eq!(fan_out(&event("e1", "project.created"), false, &deps).await.unwrap(), 3);
 
         // THEN exactly three tasks were enqueued, one per matching subscription
-        let sent = queue.sent.lock().unwrap().clone();
+        let sent = queues.deliveries.lock().unwrap().clone();
         let mut subs: Vec<_> = sent.iter().map(|DeliveryTask::Deliver { subscription_id, .. }| subscription_id.clone()).collect();
         subs.sort();
         matching.sort();
@@ -202,21 +316,57 @@ mod tests {
 
     #[tokio::test]
     async fn a_redelivered_event_re_enqueues_only_unattempted_deliveries() {
-        let (deps, queue) = Deps::memory(config());
-        subscribe(&deps, "acme", &["*"], true).await;
+        let (deps, queues) = Deps::memory(config(&[]));
+        tenant(&deps, "acme").await;
+        subscribe(&deps, "acme", URL, &["*"], true).await;
         fan_out(&event("e2", "a.b"), false, &deps).await.unwrap();
         fan_out(&event("e2", "a.b"), true, &deps).await.unwrap();
-        assert_eq!(queue.sent.lock().unwrap().len(), 2, "never attempted: sent again, nothing lost");
+        assert_eq!(queues.deliveries.lock().unwrap().len(), 2, "never attempted: sent again, nothing lost");
+    }
+
+    #[tokio::test]
+    async fn poison_and_unknown_tenants_go_to_the_dlq_without_failing_the_batch() {
+        let (deps, queues) = Deps::memory(config(&[]));
+        tenant(&deps, "acme").await;
+        subscribe(&deps, "acme", URL, &["*"], true).await;
+        let good = serde_json::to_string(&event("ok1", "a.b")).unwrap();
+        let unknown = good.replace("\"acme\"", "\"nobody\"").replace("ok1", "ok2");
+        let mut batch = SqsEvent::default();
+        for (i, body) in [good.as_str(), "{not json", r#"{"event_id":"x"}"#, unknown.as_str()].iter().enumerate() {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(body.to_string());
+            batch.records.push(m);
+        }
+        let resp = handle_batch(batch, &deps).await;
+        assert!(resp.batch_item_failures.is_empty(), "poison is moved, not failed");
+        let dead = queues.dead_events.lock().unwrap().clone();
+        let reasons: Vec<_> = dead.iter().map(|(_, r)| r.split(':').next().unwrap().to_owned()).collect();
+        assert_eq!(reasons, vec!["not_json", "invalid_envelope", "unknown_tenant"]);
+        assert_eq!(queues.deliveries.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_cache_serves_a_tenant_from_memory_within_its_ttl() {
+        let (deps, queues) = Deps::memory(config(&[("SUBSCRIPTION_CACHE_TTL_MS", "60000")]));
+        tenant(&deps, "acme").await;
+        subscribe(&deps, "acme", URL, &["*"], true).await;
+        fan_out(&event("c1", "a.b"), false, &deps).await.unwrap();
+        // A subscription created now is not seen until the entry expires.
+        subscribe(&deps, "acme", URL, &["*"], true).await;
+        assert_eq!(fan_out(&event("c2", "a.b"), false, &deps).await.unwrap(), 1);
+        assert_eq!(queues.deliveries.lock().unwrap().len(), 2);
     }
 
     #[test]
     fn rejects_malformed_envelopes() {
-        assert!(matches!(parse_event("not json"), Err(Rejection::Invalid(_))));
+        assert!(matches!(parse_event("not json"), Err(Rejection::NotJson(_))));
         assert!(matches!(parse_event(&"x".repeat(MAX_EVENT_BYTES + 1)), Err(Rejection::TooLarge)));
         let bad_id = r#"{"event_id":"a b","event_type":"a.b","tenant_id":"t","occurred_at":"2026-11-22T10:00:00Z","data":{}}"#;
         assert!(matches!(parse_event(bad_id), Err(Rejection::Invalid(_))));
         let bad_type = bad_id.replace("a b", "ab").replace("a.b", "A.B");
         assert!(matches!(parse_event(&bad_type), Err(Rejection::Invalid(_))));
         assert!(parse_event(&bad_type.replace("A.B", "a.b")).is_ok());
+        assert!(matches!(parse_event(&bad_type.replace("\"t\"", "5")), Err(Rejection::Invalid(_))));
     }
 }

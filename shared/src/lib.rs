@@ -9,6 +9,7 @@ pub mod deps;
 pub mod fanout;
 pub mod ids;
 pub mod matching;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod retry;
@@ -16,6 +17,7 @@ pub mod signing;
 pub mod sqs_batch;
 pub mod ssrf;
 pub mod telemetry;
+pub mod timefmt;
 
 pub use config::Config;
 pub use deps::{load_sdk_config, Deps};

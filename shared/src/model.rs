@@ -3,6 +3,7 @@
 use crate::ids::{ApiKeyId, DeliveryId, SubscriptionId, TenantId};
 use crate::signing::Secret;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 /// The upstream contract: one event on the event queue (or `POST /v1/events`).
@@ -35,12 +36,37 @@ pub struct Subscription {
     pub tenant_id: TenantId,
     pub subscription_id: SubscriptionId,
     pub url: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
     pub events: Vec<String>,
     pub enabled: bool,
     /// `false` once soft-deleted.
     pub active: bool,
+    /// Static headers sent with every delivery (validated against reserved names).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub auth: EndpointAuth,
     #[serde(with = "secret_text")]
     pub secret: Secret,
+    /// The secret before the last rotation, still signing until `previous_secret_expires_at`.
+    #[serde(default, with = "secret_text_opt")]
+    pub previous_secret: Option<Secret>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub previous_secret_expires_at: Option<OffsetDateTime>,
+    /// Consecutive failed attempts since the last success.
+    #[serde(default)]
+    pub failure_count: u32,
+    /// When the current run of failures began (cleared by a success).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub first_failure_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_delivered_at: Option<OffsetDateTime>,
+    /// Why the service disabled it (e.g. `410 Gone`, or failing for days); `None` if a user did.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -48,9 +74,72 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A new, enabled subscription with a fresh secret and no history.
+    pub fn new(tenant_id: TenantId, url: String, events: Vec<String>, now: OffsetDateTime) -> Self {
+        Self {
+            tenant_id,
+            subscription_id: SubscriptionId::generate(),
+            url,
+            name: None,
+            description: None,
+            events,
+            enabled: true,
+            active: true,
+            headers: BTreeMap::new(),
+            auth: EndpointAuth::None,
+            secret: Secret::generate(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            failure_count: 0,
+            first_failure_at: None,
+            last_delivered_at: None,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether this subscription should receive an event of this type.
     pub fn wants(&self, event_type: &str) -> bool {
         self.enabled && self.active && self.events.iter().any(|p| crate::matching::matches(p, event_type))
+    }
+
+    /// The secrets that sign a delivery at `now`: the current one, plus the previous one during
+    /// a rotation's overlap.
+    pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&Secret> {
+        let mut out = vec![&self.secret];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at) {
+            if now < until {
+                out.push(prev);
+            }
+        }
+        out
+    }
+}
+
+/// How a delivery authenticates to the customer's endpoint. Credentials are write-only in the API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EndpointAuth {
+    #[default]
+    None,
+    Basic { username: String, password: String },
+    ApiKey { header: String, value: String },
+}
+
+mod secret_text_opt {
+    use super::Secret;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
+        match s {
+            Some(s) => ser.serialize_some(s.expose()),
+            None => ser.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Secret>, D::Error> {
+        Option::<String>::deserialize(de)?.map(|t| Secret::parse(&t).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -86,7 +175,15 @@ pub struct Delivery {
     pub event_type: String,
     pub status: DeliveryStatus,
     pub attempts: u32,
-    #[serde(with = "time::serde::rfc3339")]
+    /// Summary of the latest attempt.
+    #[serde(default)]
+    pub last_status_code: Option<u16>,
+    #[serde(default)]
+    pub last_error_class: Option<FailureClass>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// Fixed-width (the `by_subscription` index sorts by it).
+    #[serde(with = "crate::timefmt")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
@@ -106,9 +203,10 @@ pub enum FailureClass {
     Blocked,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
+    #[default]
     Live,
     Test,
     Redeliver,
@@ -126,6 +224,9 @@ pub struct Attempt {
     pub status_code: Option<u16>,
     pub error_class: Option<FailureClass>,
     pub error_message: Option<String>,
+    /// A subset of the response headers (see `delivery::http::KEPT_RESPONSE_HEADERS`).
+    #[serde(default)]
+    pub response_headers: BTreeMap<String, String>,
     /// The first bytes of the response body (lossy UTF-8).
     pub response_body: Option<String>,
     pub trigger: Trigger,
@@ -186,7 +287,19 @@ pub enum DeliveryTask {
         tenant_id: TenantId,
         subscription_id: SubscriptionId,
         event_id: String,
+        /// Why this attempt happens; absent in messages of older producers (= live).
+        #[serde(default)]
+        trigger: Trigger,
     },
+}
+
+/// A tenant known to the service (created with its first API key). Events of unknown tenants
+/// are rejected by fan-out.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TenantRecord {
+    pub tenant_id: TenantId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 #[cfg(test)]
@@ -200,11 +313,16 @@ mod tests {
             tenant_id: TenantId::parse("acme").unwrap(),
             subscription_id: SubscriptionId::parse("sub_1").unwrap(),
             event_id: "e1".into(),
+            trigger: Trigger::Live,
         };
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["type"], "deliver.v1");
         assert_eq!(json["delivery_id"], "dlv_1");
-        assert_eq!(serde_json::from_value::<DeliveryTask>(json).unwrap(), t);
+        assert_eq!(serde_json::from_value::<DeliveryTask>(json.clone()).unwrap(), t);
+        // Messages written before `trigger` existed still read (as live).
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("trigger");
+        assert_eq!(serde_json::from_value::<DeliveryTask>(old).unwrap(), t);
     }
 
     #[test]

@@ -36,6 +36,11 @@ impl RetryPolicy {
         self.schedule.len() as u32 + 1
     }
 
+    /// The sum of the scheduled waits (without jitter).
+    pub fn total_delay(&self) -> Duration {
+        self.schedule.iter().sum()
+    }
+
     /// The wait after failed attempt `attempt` (1-based), jittered by ±20 %; `None` once the
     /// schedule is exhausted.
     pub fn delay_after(&self, attempt: u32) -> Option<Duration> {

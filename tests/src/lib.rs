@@ -88,7 +88,7 @@ impl TestStack {
             .await
             .expect("runner starts");
         let tenant = shared::ids::TenantId::parse("acme").unwrap();
-        let (api_key, _) = shared::api::auth::issue_key(runner.deps.api_keys.as_ref(), &tenant, &Scope::ALL)
+        let (api_key, _) = shared::api::auth::issue_key(&runner.deps, &tenant, &Scope::ALL)
             .await
             .expect("issue key");
         Self {

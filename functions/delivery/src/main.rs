@@ -9,6 +9,8 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = shared::Config::from_env()?;
     let sdk = shared::load_sdk_config().await;
+    // Refuse to start on a queue whose redrive/retention/visibility does not fit the schedule.
+    shared::delivery::queue_check::check(&aws_sdk_sqs::Client::new(&sdk), &config).await?;
     let deps = &shared::Deps::aws(&sdk, config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(shared::delivery::handle_batch(event.payload, deps).await)

@@ -18,13 +18,15 @@ pub struct Options {
     pub api_addr: SocketAddr,
     /// Long-poll wait per ReceiveMessage call (SQS allows 0–20 s).
     pub wait_seconds: i32,
-    /// Concurrent pollers per queue (Lambda scales these with queue depth).
-    pub pollers: usize,
+    /// Concurrent pollers of the event queue (Lambda scales these with queue depth); 0 = none.
+    pub fanout_pollers: usize,
+    /// Concurrent pollers of the delivery queue; 0 = none (deliveries stay queued).
+    pub delivery_pollers: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { api_addr: SocketAddr::from(([127, 0, 0, 1], 0)), wait_seconds: 5, pollers: 2 }
+        Self { api_addr: SocketAddr::from(([127, 0, 0, 1], 0)), wait_seconds: 5, fanout_pollers: 2, delivery_pollers: 2 }
     }
 }
 
@@ -39,8 +41,12 @@ pub struct Runner {
 
 impl Runner {
     pub async fn start(sdk: &aws_config::SdkConfig, config: Config, opts: Options) -> std::io::Result<Self> {
-        let deps = Arc::new(Deps::aws(sdk, config));
         let sqs = aws_sdk_sqs::Client::new(sdk);
+        // As the delivery function does at cold start.
+        if let Err(problem) = shared::delivery::queue_check::check(&sqs, &config).await {
+            return Err(std::io::Error::other(problem));
+        }
+        let deps = Arc::new(Deps::aws(sdk, config));
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let router = shared::api::router(deps.clone());
@@ -51,7 +57,7 @@ impl Runner {
         })];
         let fanout_stats = Arc::new(PollStats::default());
         let delivery_stats = Arc::new(PollStats::default());
-        for _ in 0..opts.pollers.max(1) {
+        for _ in 0..opts.fanout_pollers {
             let d = deps.clone();
             tasks.push(poller::spawn(
                 sqs.clone(),
@@ -63,6 +69,8 @@ impl Runner {
                     async move { shared::fanout::handle_batch(event, &d).await }
                 },
             ));
+        }
+        for _ in 0..opts.delivery_pollers {
             let d = deps.clone();
             tasks.push(poller::spawn(
                 sqs.clone(),

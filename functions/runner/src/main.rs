@@ -68,7 +68,7 @@ async fn main() -> ExitCode {
                 },
             };
             let deps = shared::Deps::aws(&sdk, config);
-            match shared::api::auth::issue_key(deps.api_keys.as_ref(), &tenant, &scopes).await {
+            match shared::api::auth::issue_key(&deps, &tenant, &scopes).await {
                 Ok((key, record)) => {
                     eprintln!("created {} for tenant {tenant}; the key is shown once:", record.key_id);
                     println!("{key}");

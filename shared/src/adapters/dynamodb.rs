@@ -3,11 +3,16 @@
 
 use crate::config::Config;
 use crate::ids::{DeliveryId, SubscriptionId, TenantId};
-use crate::model::{ApiKeyRecord, Attempt, Delivery, DeliveryStatus, StoredEvent, Subscription};
+use crate::model::{ApiKeyRecord, Attempt, Delivery, DeliveryStatus, StoredEvent, Subscription, TenantRecord};
 use crate::ports::*;
+use crate::timefmt;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -20,6 +25,10 @@ fn to_item<T: Serialize>(value: &T) -> StoreResult<Item> {
 
 fn from_item<T: DeserializeOwned>(item: Item) -> StoreResult<T> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn av<T: Serialize>(value: T) -> StoreResult<AttributeValue> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn s(v: &str) -> AttributeValue {
@@ -39,7 +48,7 @@ async fn put_new(client: &Client, table: &str, item: Item, key_attr: &str, ctx: 
     match res {
         Ok(_) => Ok(Created::New),
         Err(e) => match e.into_service_error() {
-            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(Created::Existed),
+            PutItemError::ConditionalCheckFailedException(_) => Ok(Created::Existed),
             other => Err(StoreError::backend(ctx, other)),
         },
     }
@@ -50,16 +59,18 @@ async fn get_one<T: DeserializeOwned>(client: &Client, table: &str, key: Item, c
         .get_item()
         .table_name(table)
         .set_key(Some(key))
+        .consistent_read(true)
         .send()
         .await
         .map_err(|e| StoreError::backend(ctx, e.into_service_error()))?;
     out.item.map(from_item).transpose()
 }
 
-/// Every item of one partition, following pagination.
+/// Every item of one partition (of the table, or of `index`), following pagination.
 async fn query_partition<T: DeserializeOwned>(
     client: &Client,
     table: &str,
+    index: Option<&str>,
     key_attr: &str,
     key: &str,
     ctx: &'static str,
@@ -70,6 +81,7 @@ async fn query_partition<T: DeserializeOwned>(
         let page = client
             .query()
             .table_name(table)
+            .set_index_name(index.map(str::to_owned))
             .key_condition_expression("#k = :v")
             .expression_attribute_names("#k", key_attr)
             .expression_attribute_values(":v", s(key))
@@ -96,6 +108,10 @@ impl DynamoSubscriptions {
     pub fn new(client: Client, config: &Config) -> Self {
         Self { client, table: config.subscriptions_table.clone() }
     }
+
+    fn key(tenant: &TenantId, id: &SubscriptionId) -> Item {
+        HashMap::from([("tenant_id".into(), s(tenant.as_str())), ("subscription_id".into(), s(id.as_str()))])
+    }
 }
 
 #[async_trait]
@@ -108,12 +124,87 @@ impl SubscriptionStore for DynamoSubscriptions {
     }
 
     async fn get(&self, tenant: &TenantId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
-        let key = HashMap::from([("tenant_id".into(), s(tenant.as_str())), ("subscription_id".into(), s(id.as_str()))]);
-        get_one(&self.client, &self.table, key, "get subscription").await
+        get_one(&self.client, &self.table, Self::key(tenant, id), "get subscription").await
     }
 
     async fn list(&self, tenant: &TenantId) -> StoreResult<Vec<Subscription>> {
-        query_partition(&self.client, &self.table, "tenant_id", tenant.as_str(), "query subscriptions").await
+        query_partition(&self.client, &self.table, None, "tenant_id", tenant.as_str(), "query subscriptions").await
+    }
+
+    async fn list_page(&self, tenant: &TenantId, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Subscription>> {
+        let start = match cursor {
+            None => None,
+            Some(c) => Some(Self::key(tenant, &SubscriptionId::parse(c).ok_or(StoreError::BadCursor)?)),
+        };
+        // One more than asked, to know whether another page follows.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("tenant_id = :t")
+            .expression_attribute_values(":t", s(tenant.as_str()))
+            .set_exclusive_start_key(start)
+            .limit(limit as i32 + 1)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("query subscriptions", e.into_service_error()))?;
+        let mut items = out.items.unwrap_or_default().into_iter().map(from_item).collect::<StoreResult<Vec<Subscription>>>()?;
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(|s| s.subscription_id.to_string())
+        });
+        Ok(Page { items, next: next.flatten() })
+    }
+
+    async fn replace(&self, sub: &Subscription) -> StoreResult<()> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(sub)?))
+            .condition_expression("attribute_exists(subscription_id)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(_) => Err(StoreError::Conflict),
+                other => Err(StoreError::backend("replace subscription", other)),
+            },
+        }
+    }
+
+    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> StoreResult<Option<Subscription>> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(tenant, id)))
+            .condition_expression("attribute_exists(subscription_id)")
+            .return_values(ReturnValue::AllNew);
+        let req = match change {
+            HealthChange::Delivered { at } => req
+                .update_expression("SET failure_count = :zero, last_delivered_at = :at REMOVE first_failure_at")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":at", av(timefmt::format(at))?),
+            HealthChange::Failed { at } => req
+                .update_expression("SET failure_count = if_not_exists(failure_count, :zero) + :one, first_failure_at = if_not_exists(first_failure_at, :at)")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":at", av(timefmt::format(at))?),
+            HealthChange::Disable { reason, at } => req
+                .update_expression("SET enabled = :f, disabled_reason = :r, updated_at = :at")
+                .expression_attribute_values(":f", AttributeValue::Bool(false))
+                .expression_attribute_values(":r", s(&reason))
+                .expression_attribute_values(":at", av(timefmt::format(at))?),
+        };
+        match req.send().await {
+            Ok(out) => out.attributes.map(from_item).transpose(),
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(_) => Ok(None),
+                other => Err(StoreError::backend("update subscription health", other)),
+            },
+        }
     }
 }
 
@@ -141,6 +232,44 @@ impl ApiKeyStore for DynamoApiKeys {
         let key = HashMap::from([("key_hash".into(), s(key_hash))]);
         get_one(&self.client, &self.table, key, "get api key").await
     }
+
+    async fn list_for_tenant(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKeyRecord>> {
+        query_partition(&self.client, &self.table, Some("by_tenant"), "tenant_id", tenant.as_str(), "query api keys").await
+    }
+
+    async fn delete(&self, key_hash: &str) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("key_hash", s(key_hash))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("delete api key", e.into_service_error()))?;
+        Ok(())
+    }
+}
+
+pub struct DynamoTenants {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTenants {
+    pub fn new(client: Client, config: &Config) -> Self {
+        Self { client, table: config.tenants_table.clone() }
+    }
+}
+
+#[async_trait]
+impl TenantStore for DynamoTenants {
+    async fn register(&self, tenant: &TenantRecord) -> StoreResult<()> {
+        put_new(&self.client, &self.table, to_item(tenant)?, "tenant_id", "put tenant").await.map(|_| ())
+    }
+
+    async fn exists(&self, tenant: &TenantId) -> StoreResult<bool> {
+        let key = HashMap::from([("tenant_id".into(), s(tenant.as_str()))]);
+        Ok(get_one::<TenantRecord>(&self.client, &self.table, key, "get tenant").await?.is_some())
+    }
 }
 
 pub struct DynamoDeliveries {
@@ -159,6 +288,24 @@ impl DynamoDeliveries {
             attempts_table: config.attempts_table.clone(),
         }
     }
+}
+
+/// A deliveries cursor is the `by_subscription` key of the last item returned.
+fn encode_delivery_cursor(d: &Delivery) -> String {
+    B64URL.encode(format!("{}|{}", timefmt::format(d.created_at), d.delivery_id))
+}
+
+fn decode_delivery_cursor(sub: &SubscriptionId, cursor: &str) -> StoreResult<Item> {
+    let raw = B64URL.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let text = String::from_utf8(raw).map_err(|_| StoreError::BadCursor)?;
+    let (created, id) = text.split_once('|').ok_or(StoreError::BadCursor)?;
+    let id = DeliveryId::parse(id).ok_or(StoreError::BadCursor)?;
+    timefmt::parse(created).ok_or(StoreError::BadCursor)?;
+    Ok(HashMap::from([
+        ("subscription_id".into(), s(sub.as_str())),
+        ("created_at".into(), s(created)),
+        ("delivery_id".into(), s(id.as_str())),
+    ]))
 }
 
 #[async_trait]
@@ -189,18 +336,22 @@ impl DeliveryStore for DynamoDeliveries {
             .send()
             .await
             .map_err(|e| StoreError::backend("put attempt", e.into_service_error()))?;
-        let status = serde_dynamo::to_attribute_value(status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let now = timefmt::format(time::OffsetDateTime::now_utc());
         self.client
             .update_item()
             .table_name(&self.deliveries_table)
             .key("delivery_id", s(attempt.delivery_id.as_str()))
-            .update_expression("SET #st = :st, attempts = :n, updated_at = :u")
+            .update_expression(
+                "SET #st = :st, attempts = :n, updated_at = :u, last_status_code = :c, last_error_class = :e, last_attempt_at = :a",
+            )
             .condition_expression("attribute_exists(delivery_id)")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":st", status)
+            .expression_attribute_values(":st", av(status)?)
             .expression_attribute_values(":n", AttributeValue::N(attempt.attempt.to_string()))
             .expression_attribute_values(":u", s(&now))
+            .expression_attribute_values(":c", av(attempt.status_code)?)
+            .expression_attribute_values(":e", av(attempt.error_class)?)
+            .expression_attribute_values(":a", s(&timefmt::format(attempt.started_at)))
             .send()
             .await
             .map_err(|e| StoreError::backend("update delivery", e.into_service_error()))?;
@@ -208,6 +359,107 @@ impl DeliveryStore for DynamoDeliveries {
     }
 
     async fn list_attempts(&self, id: &DeliveryId) -> StoreResult<Vec<Attempt>> {
-        query_partition(&self.client, &self.attempts_table, "delivery_id", id.as_str(), "query attempts").await
+        query_partition(&self.client, &self.attempts_table, None, "delivery_id", id.as_str(), "query attempts").await
+    }
+
+    async fn list_deliveries(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Delivery>> {
+        let mut start = cursor.map(|c| decode_delivery_cursor(sub, c)).transpose()?;
+        let mut key_cond = "subscription_id = :s".to_owned();
+        let mut values: Item = HashMap::from([(":s".into(), s(sub.as_str()))]);
+        match (filter.since, filter.until) {
+            (Some(a), Some(b)) => {
+                key_cond.push_str(" AND created_at BETWEEN :a AND :b");
+                values.insert(":a".into(), s(&timefmt::format(a)));
+                values.insert(":b".into(), s(&timefmt::format(b - time::Duration::microseconds(1))));
+            }
+            (Some(a), None) => {
+                key_cond.push_str(" AND created_at >= :a");
+                values.insert(":a".into(), s(&timefmt::format(a)));
+            }
+            (None, Some(b)) => {
+                key_cond.push_str(" AND created_at < :b");
+                values.insert(":b".into(), s(&timefmt::format(b)));
+            }
+            (None, None) => {}
+        }
+        let mut filters = Vec::new();
+        let mut names = HashMap::new();
+        if let Some(st) = filter.status {
+            filters.push("#st = :st");
+            names.insert("#st".to_owned(), "status".to_owned());
+            values.insert(":st".into(), av(st)?);
+        }
+        if let Some(t) = &filter.event_type {
+            filters.push("event_type = :et");
+            values.insert(":et".into(), s(t));
+        }
+        let mut items: Vec<Delivery> = Vec::new();
+        // DynamoDB applies Limit before the filter: read pages until one more than asked matched.
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.deliveries_table)
+                .index_name("by_subscription")
+                .key_condition_expression(&key_cond)
+                .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
+                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(limit as i32 + 1)
+                .send()
+                .await
+                .map_err(|e| StoreError::backend("query deliveries", e.into_service_error()))?;
+            for item in out.items.unwrap_or_default() {
+                items.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() && items.len() <= limit => start = Some(k),
+                _ => break,
+            }
+        }
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(encode_delivery_cursor)
+        });
+        Ok(Page { items, next: next.flatten() })
+    }
+
+    async fn set_status(&self, id: &DeliveryId, status: DeliveryStatus) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("delivery_id", s(id.as_str()))
+            .update_expression("SET #st = :st")
+            .condition_expression("attribute_exists(delivery_id)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":st", av(status)?)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("set delivery status", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn reopen(&self, id: &DeliveryId) -> StoreResult<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.deliveries_table)
+            .key("delivery_id", s(id.as_str()))
+            .update_expression("SET #st = :pending")
+            .condition_expression("#st = :failed")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":pending", av(DeliveryStatus::Pending)?)
+            .expression_attribute_values(":failed", av(DeliveryStatus::Failed)?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(_) => Err(StoreError::Conflict),
+                other => Err(StoreError::backend("reopen delivery", other)),
+            },
+        }
     }
 }

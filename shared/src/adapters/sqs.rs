@@ -1,27 +1,42 @@
-//! The SQS delivery-queue adapter.
+//! The SQS adapter: the delivery queue, the event queue and the event dead-letter queue.
 
 use crate::config::Config;
 use crate::model::DeliveryTask;
 use crate::ports::*;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use std::time::Duration;
 
-pub struct SqsDeliveryQueue {
+pub struct SqsQueues {
     client: Client,
-    queue_url: String,
+    delivery_queue_url: String,
+    events_queue_url: String,
+    events_dlq_url: String,
 }
 
-impl SqsDeliveryQueue {
+impl SqsQueues {
     pub fn new(client: Client, config: &Config) -> Self {
-        Self { client, queue_url: config.delivery_queue_url.clone() }
+        Self {
+            client,
+            delivery_queue_url: config.delivery_queue_url.clone(),
+            events_queue_url: config.events_queue_url.clone(),
+            events_dlq_url: config.events_dlq_url.clone(),
+        }
     }
 }
 
+fn string_attr(v: &str) -> StoreResult<MessageAttributeValue> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .map_err(|e| StoreError::backend("build message attribute", e))
+}
+
 #[async_trait]
-impl DeliveryQueue for SqsDeliveryQueue {
-    async fn enqueue(&self, tasks: &[DeliveryTask]) -> StoreResult<Vec<usize>> {
+impl Queues for SqsQueues {
+    async fn enqueue_deliveries(&self, tasks: &[DeliveryTask]) -> StoreResult<Vec<usize>> {
         let mut failed = Vec::new();
         for (chunk_no, chunk) in tasks.chunks(10).enumerate() {
             let base = chunk_no * 10;
@@ -40,7 +55,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
             let out = self
                 .client
                 .send_message_batch()
-                .queue_url(&self.queue_url)
+                .queue_url(&self.delivery_queue_url)
                 .set_entries(Some(entries))
                 .send()
                 .await
@@ -57,12 +72,36 @@ impl DeliveryQueue for SqsDeliveryQueue {
     async fn retry_after(&self, handle: &MessageHandle, delay: Duration) -> StoreResult<()> {
         self.client
             .change_message_visibility()
-            .queue_url(&self.queue_url)
+            .queue_url(&self.delivery_queue_url)
             .receipt_handle(&handle.0)
             .visibility_timeout(delay.as_secs().min(43_200) as i32)
             .send()
             .await
             .map_err(|e| StoreError::backend("change message visibility", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn publish_event(&self, body: &str) -> StoreResult<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.events_queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("send event", e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> StoreResult<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.events_dlq_url)
+            .message_body(body)
+            .message_attributes("reason", string_attr(reason)?)
+            .message_attributes("source_message_id", string_attr(source_message_id)?)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("send to event DLQ", e.into_service_error()))?;
         Ok(())
     }
 }

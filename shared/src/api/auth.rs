@@ -4,8 +4,8 @@
 use super::problem::ApiError;
 use crate::deps::Deps;
 use crate::ids::{ApiKeyId, TenantId};
-use crate::model::{ApiKeyRecord, Scope};
-use crate::ports::{ApiKeyStore, StoreError};
+use crate::model::{ApiKeyRecord, Scope, TenantRecord};
+use crate::ports::StoreError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use rand::RngCore;
@@ -16,8 +16,11 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// Creates a key for `tenant` and returns it in clear, once, with its stored record.
-pub async fn issue_key(store: &dyn ApiKeyStore, tenant: &TenantId, scopes: &[Scope]) -> Result<(String, ApiKeyRecord), StoreError> {
+/// Creates a key for `tenant` (registering the tenant if new) and returns it in clear, once,
+/// with its stored record.
+pub async fn issue_key(deps: &Deps, tenant: &TenantId, scopes: &[Scope]) -> Result<(String, ApiKeyRecord), StoreError> {
+    let now = time::OffsetDateTime::now_utc();
+    deps.tenants.register(&TenantRecord { tenant_id: tenant.clone(), created_at: now }).await?;
     let mut raw = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let key = format!("whk_{}", hex::encode(raw));
@@ -26,9 +29,9 @@ pub async fn issue_key(store: &dyn ApiKeyStore, tenant: &TenantId, scopes: &[Sco
         key_id: ApiKeyId::generate(),
         tenant_id: tenant.clone(),
         scopes: scopes.to_vec(),
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at: now,
     };
-    store.put(&record).await?;
+    deps.api_keys.put(&record).await?;
     Ok((key, record))
 }
 

@@ -7,7 +7,6 @@ use crate::deps::Deps;
 use crate::ids::SubscriptionId;
 use crate::matching::is_valid_pattern;
 use crate::model::{Scope, Subscription};
-use crate::signing::Secret;
 use crate::ssrf;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -94,17 +93,8 @@ pub async fn create(
         return Err(ApiError::Conflict(format!("a tenant may have at most {MAX_SUBSCRIPTIONS} active subscriptions")));
     }
     let now = OffsetDateTime::now_utc();
-    let sub = Subscription {
-        tenant_id: caller.tenant.clone(),
-        subscription_id: SubscriptionId::generate(),
-        url: input.url,
-        events,
-        enabled: input.enabled.unwrap_or(true),
-        active: true,
-        secret: Secret::generate(),
-        created_at: now,
-        updated_at: now,
-    };
+    let mut sub = Subscription::new(caller.tenant.clone(), input.url, events, now);
+    sub.enabled = input.enabled.unwrap_or(true);
     deps.subscriptions.create(&sub).await?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "subscription created");
     let out = SubscriptionCreatedOut { subscription: SubscriptionOut::from(&sub), secret: sub.secret.expose().to_owned() };

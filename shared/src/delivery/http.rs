@@ -4,6 +4,7 @@
 use crate::model::FailureClass;
 use crate::ssrf::{self, BlockedAddress, DnsFailure, GuardedResolver};
 use reqwest::header::HeaderMap;
+use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,18 +12,51 @@ use std::time::{Duration, Instant};
 /// How much of a response body is kept for the attempt log.
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
 
+/// Response headers kept in the attempt log (the rest are dropped).
+pub const KEPT_RESPONSE_HEADERS: &[&str] =
+    &["content-type", "content-length", "date", "location", "retry-after", "server", "x-request-id"];
+
+/// What the endpoint answered, if it answered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    pub status: Option<u16>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeliveryOutcome {
-    Delivered { status: u16, ms: u64, body: String },
-    Failed { class: FailureClass, status: Option<u16>, message: String, ms: u64, body: Option<String> },
+    Delivered(Response),
+    Failed {
+        class: FailureClass,
+        message: String,
+        response: Response,
+        /// The endpoint's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl DeliveryOutcome {
-    pub fn ms(&self) -> u64 {
+    pub fn response(&self) -> &Response {
         match self {
-            Self::Delivered { ms, .. } | Self::Failed { ms, .. } => *ms,
+            Self::Delivered(r) | Self::Failed { response: r, .. } => r,
         }
     }
+
+    fn failed(class: FailureClass, message: String, response: Response) -> Self {
+        Self::Failed { class, message, response, retry_after: None }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date, relative to `now`.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[derive(Clone)]
@@ -50,34 +84,41 @@ impl HttpSender {
         let elapsed = || started.elapsed().as_millis() as u64;
         // IP-literal hosts never reach the resolver, so the URL is vetted again here.
         if let Err(e) = ssrf::validate_url(url, self.allow_http, self.allow_private) {
-            return DeliveryOutcome::Failed { class: FailureClass::Blocked, status: None, message: e.to_string(), ms: 0, body: None };
+            return DeliveryOutcome::failed(FailureClass::Blocked, e.to_string(), Response::default());
         }
         let resp = match self.client.post(url).headers(headers).body(body).send().await {
             Ok(r) => r,
             Err(e) => {
                 let (class, message) = classify(&e);
-                return DeliveryOutcome::Failed { class, status: None, message, ms: elapsed(), body: None };
+                return DeliveryOutcome::failed(class, message, Response { ms: elapsed(), ..Default::default() });
             }
         };
         let status = resp.status();
-        let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = match read_capped(resp).await {
-            Ok(b) => b,
+        let kept: BTreeMap<String, String> = KEPT_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|h| Some((h.to_string(), resp.headers().get(*h)?.to_str().ok()?.to_owned())))
+            .collect();
+        let mut response = Response { status: Some(status.as_u16()), headers: kept, body: None, ms: 0 };
+        match read_capped(resp).await {
+            Ok(b) => response.body = Some(b),
             Err(e) => {
                 let (class, message) = classify(&e);
-                return DeliveryOutcome::Failed { class, status: Some(status.as_u16()), message, ms: elapsed(), body: None };
+                response.ms = elapsed();
+                return DeliveryOutcome::failed(class, message, response);
             }
-        };
-        let ms = elapsed();
-        if status.is_success() {
-            DeliveryOutcome::Delivered { status: status.as_u16(), ms, body }
-        } else if status.is_redirection() {
-            let message = format!("redirect not followed (Location: {})", location.as_deref().unwrap_or("-"));
-            DeliveryOutcome::Failed { class: FailureClass::Redirect, status: Some(status.as_u16()), message, ms, body: Some(body) }
-        } else {
-            let message = format!("endpoint answered {status}");
-            DeliveryOutcome::Failed { class: FailureClass::Http, status: Some(status.as_u16()), message, ms, body: Some(body) }
         }
+        response.ms = elapsed();
+        if status.is_success() {
+            return DeliveryOutcome::Delivered(response);
+        }
+        let retry_after = response.headers.get("retry-after").and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        let (class, message) = if status.is_redirection() {
+            let location = response.headers.get("location").map(String::as_str).unwrap_or("-");
+            (FailureClass::Redirect, format!("redirect not followed (Location: {location})"))
+        } else {
+            (FailureClass::Http, format!("endpoint answered {status}"))
+        };
+        DeliveryOutcome::Failed { class, message, response, retry_after }
     }
 }
 
@@ -124,4 +165,19 @@ fn error_chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }
