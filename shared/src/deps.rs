@@ -1,5 +1,6 @@
 //! What the handlers need, built once per process (cold start) and shared by reference.
 
+use crate::adapters::calls::{self, CallCounter};
 use crate::adapters::{dynamodb, memory, sqs};
 use crate::config::Config;
 use crate::delivery::http::HttpSender;
@@ -22,8 +23,13 @@ pub struct Deps {
 impl Deps {
     /// The AWS adapters, every client built from one loaded SDK config.
     pub fn aws(sdk: &aws_config::SdkConfig, config: Config) -> Self {
-        let ddb = aws_sdk_dynamodb::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
+        Self::aws_counted(sdk, config, None)
+    }
+
+    /// The AWS adapters with every API call counted (tests and benchmarks).
+    pub fn aws_counted(sdk: &aws_config::SdkConfig, config: Config, counter: Option<&CallCounter>) -> Self {
+        let ddb = calls::dynamodb_client(sdk, counter);
+        let sqs = calls::sqs_client(sdk, counter);
         Self {
             subscriptions: Arc::new(dynamodb::DynamoSubscriptions::new(ddb.clone(), &config)),
             api_keys: Arc::new(dynamodb::DynamoApiKeys::new(ddb.clone(), &config)),

@@ -9,6 +9,7 @@ pub mod receiver;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use runner::{Options, Runner};
+use shared::adapters::calls::CallCounter;
 use shared::model::Scope;
 use shared::Config;
 use std::collections::HashMap;
@@ -32,11 +33,15 @@ pub fn init_tracing() {
 pub struct StackOptions {
     pub retry_schedule: &'static str,
     pub delivery_timeout_ms: u64,
+    /// Further environment settings (e.g. `MAX_SUBSCRIPTIONS_PER_TENANT`).
+    pub env: Vec<(&'static str, String)>,
+    /// 0 leaves delivery tasks on the queue, to count them.
+    pub delivery_pollers: usize,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { retry_schedule: "1,1", delivery_timeout_ms: 3000 }
+        Self { retry_schedule: "1,1", delivery_timeout_ms: 3000, env: Vec::new(), delivery_pollers: 2 }
     }
 }
 
@@ -66,6 +71,8 @@ pub struct TestStack {
     pub ddb: aws_sdk_dynamodb::Client,
     pub outputs: HashMap<String, String>,
     pub http: reqwest::Client,
+    /// Every AWS call the runner (handlers and pollers) made.
+    pub calls: CallCounter,
 }
 
 impl TestStack {
@@ -82,9 +89,16 @@ impl TestStack {
         env.insert("DELIVERY_TIMEOUT_MS".into(), opts.delivery_timeout_ms.to_string());
         env.insert("ALLOW_HTTP".into(), "true".into());
         env.insert("ALLOW_PRIVATE_TARGETS".into(), "true".into());
+        env.insert("MIN_THROTTLE_DELAY_SECS".into(), "1".into());
+        env.insert("SUBSCRIPTION_CACHE_TTL_MS".into(), "0".into());
+        for (k, v) in &opts.env {
+            env.insert(k.to_string(), v.clone());
+        }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config from stack outputs");
         let sdk = shared::load_sdk_config().await;
-        let runner = Runner::start(&sdk, config.clone(), Options { wait_seconds: 1, ..Default::default() })
+        let calls = CallCounter::default();
+        let runner_opts = Options { wait_seconds: 1, delivery_pollers: opts.delivery_pollers, calls: Some(calls.clone()), ..Default::default() };
+        let runner = Runner::start(&sdk, config.clone(), runner_opts)
             .await
             .expect("runner starts");
         let tenant = shared::ids::TenantId::parse("acme").unwrap();
@@ -99,7 +113,31 @@ impl TestStack {
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
             outputs,
             http: reqwest::Client::new(),
+            calls,
         }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.runner.api_url)
+    }
+
+    /// The envelope upstream would send.
+    pub fn envelope(event_id: &str, event_type: &str, data: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "event_id": event_id,
+            "event_type": event_type,
+            "tenant_id": "acme",
+            "occurred_at": "2026-11-22T10:00:00Z",
+            "data": data,
+        })
+    }
+
+    /// Polls until the event queue is empty (fanned out or dead-lettered).
+    pub async fn drain_events(&self) {
+        eventually(Duration::from_secs(60), "the event queue to drain", || async {
+            (self.queue_depth(&self.config.events_queue_url).await == 0).then_some(())
+        })
+        .await;
     }
 
     /// Creates a subscription over HTTP; returns the response JSON (with the secret).
@@ -118,13 +156,7 @@ impl TestStack {
 
     /// Sends an upstream event envelope to the event queue, as an upstream service would.
     pub async fn publish(&self, event_id: &str, event_type: &str, data: serde_json::Value) {
-        let body = serde_json::json!({
-            "event_id": event_id,
-            "event_type": event_type,
-            "tenant_id": "acme",
-            "occurred_at": "2026-11-22T10:00:00Z",
-            "data": data,
-        });
+        let body = Self::envelope(event_id, event_type, data);
         self.sqs
             .send_message()
             .queue_url(&self.config.events_queue_url)

@@ -2,14 +2,42 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    /// How long to wait before answering (to exceed the delivery timeout, say).
+    pub delay: Duration,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self { status, delay: Duration::ZERO, headers: Vec::new() }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub at: Instant,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -20,12 +48,12 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     received: Vec<Received>,
-    /// Statuses to answer, in order; when empty, `fallback`.
-    script: VecDeque<u16>,
-    fallback: u16,
+    script: VecDeque<Reply>,
+    fallback: Reply,
+    /// Answers completed (a hung request is received but not yet answered).
+    answered: usize,
 }
 
 #[derive(Clone)]
@@ -37,8 +65,8 @@ pub struct Receiver {
 
 impl Receiver {
     /// Starts a receiver answering `script` in order, then `fallback` forever.
-    pub async fn start(script: &[u16], fallback: u16) -> Self {
-        let inner = Arc::new(Mutex::new(Inner { received: Vec::new(), script: script.iter().copied().collect(), fallback }));
+    pub async fn start(script: Vec<Reply>, fallback: Reply) -> Self {
+        let inner = Arc::new(Mutex::new(Inner { received: Vec::new(), script: script.into(), fallback, answered: 0 }));
         let app = Router::new().route("/hook", post(record)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -48,8 +76,17 @@ impl Receiver {
         Self { url, inner, task: Arc::new(task) }
     }
 
+    /// Answers these statuses in order, then `fallback`.
+    pub async fn statuses(script: &[u16], fallback: u16) -> Self {
+        Self::start(script.iter().map(|s| Reply::status(*s)).collect(), Reply::status(fallback)).await
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
+    }
+
+    pub fn answered(&self) -> usize {
+        self.inner.lock().unwrap().answered
     }
 }
 
@@ -61,9 +98,20 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let mut g = inner.lock().unwrap();
-    g.received.push(Received { headers, body });
-    let code = g.script.pop_front().unwrap_or(g.fallback);
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+async fn record(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let reply = {
+        let mut g = inner.lock().unwrap();
+        g.received.push(Received { at: Instant::now(), headers, body });
+        let fallback = g.fallback.clone();
+        g.script.pop_front().unwrap_or(fallback)
+    };
+    tokio::time::sleep(reply.delay).await;
+    inner.lock().unwrap().answered += 1;
+    let mut resp = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
 }

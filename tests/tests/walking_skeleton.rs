@@ -62,8 +62,8 @@ fn legacy_signature(secret: &str, body: &[u8]) -> String {
 #[tokio::test]
 async fn delivers_a_signed_event_and_records_the_attempt() {
     let stack = TestStack::start(StackOptions::default()).await;
-    let receiver = Receiver::start(&[], 200).await;
-    let other = Receiver::start(&[], 200).await;
+    let receiver = Receiver::statuses(&[], 200).await;
+    let other = Receiver::statuses(&[], 200).await;
     let created = stack.create_subscription(&receiver.url, &["project.*"]).await;
     stack.create_subscription(&other.url, &["enrollment.completed"]).await;
     let secret = created["secret"].as_str().expect("secret returned at creation").to_owned();
@@ -138,7 +138,7 @@ async fn delivers_a_signed_event_and_records_the_attempt() {
 #[tokio::test]
 async fn retries_until_the_receiver_recovers() {
     let stack = TestStack::start(StackOptions { retry_schedule: "1,1,1", ..Default::default() }).await;
-    let receiver = Receiver::start(&[500, 500], 200).await;
+    let receiver = Receiver::statuses(&[500, 500], 200).await;
     stack.create_subscription(&receiver.url, &["*"]).await;
     stack.publish("evt-retry", "visit.media.available", json!({})).await;
 
@@ -172,7 +172,7 @@ async fn retries_until_the_receiver_recovers() {
 #[tokio::test]
 async fn exhausted_delivery_lands_in_the_dlq() {
     let stack = TestStack::start(StackOptions { retry_schedule: "1,1", ..Default::default() }).await;
-    let receiver = Receiver::start(&[], 500).await;
+    let receiver = Receiver::statuses(&[], 500).await;
     stack.create_subscription(&receiver.url, &["*"]).await;
     stack.publish("evt-dead", "project.deleted", json!({})).await;
 

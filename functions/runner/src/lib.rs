@@ -5,6 +5,7 @@
 
 mod poller;
 
+use shared::adapters::calls::{self, CallCounter};
 use shared::{Config, Deps};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,11 +23,13 @@ pub struct Options {
     pub fanout_pollers: usize,
     /// Concurrent pollers of the delivery queue; 0 = none (deliveries stay queued).
     pub delivery_pollers: usize,
+    /// Counts every AWS call of the handlers and the pollers.
+    pub calls: Option<CallCounter>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { api_addr: SocketAddr::from(([127, 0, 0, 1], 0)), wait_seconds: 5, fanout_pollers: 2, delivery_pollers: 2 }
+        Self { api_addr: SocketAddr::from(([127, 0, 0, 1], 0)), wait_seconds: 5, fanout_pollers: 2, delivery_pollers: 2, calls: None }
     }
 }
 
@@ -41,12 +44,12 @@ pub struct Runner {
 
 impl Runner {
     pub async fn start(sdk: &aws_config::SdkConfig, config: Config, opts: Options) -> std::io::Result<Self> {
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        // As the delivery function does at cold start.
-        if let Err(problem) = shared::delivery::queue_check::check(&sqs, &config).await {
+        // As the delivery function does at cold start (not counted: it is not per message).
+        if let Err(problem) = shared::delivery::queue_check::check(&aws_sdk_sqs::Client::new(sdk), &config).await {
             return Err(std::io::Error::other(problem));
         }
-        let deps = Arc::new(Deps::aws(sdk, config));
+        let sqs = calls::sqs_client(sdk, opts.calls.as_ref());
+        let deps = Arc::new(Deps::aws_counted(sdk, config, opts.calls.as_ref()));
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let router = shared::api::router(deps.clone());

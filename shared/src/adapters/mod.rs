@@ -1,3 +1,4 @@
+pub mod calls;
 pub mod dynamodb;
 pub mod memory;
 pub mod sqs;

@@ -1,0 +1,133 @@
+//! Fan-out against LocalStack: exact matching, idempotency, poison handling and batching.
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use e2e::{eventually, StackOptions, TestStack};
+use futures::StreamExt;
+use serde_json::json;
+use shared::ids::TenantId;
+use shared::model::Subscription;
+use shared::ports::DeliveryFilter;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn queued_only() -> StackOptions {
+    StackOptions { delivery_pollers: 0, ..Default::default() }
+}
+
+async fn deliveries_of(stack: &TestStack, sub: &serde_json::Value) -> usize {
+    let id = shared::ids::SubscriptionId::parse(sub["id"].as_str().unwrap()).unwrap();
+    stack.runner.deps.deliveries.list_deliveries(&id, &DeliveryFilter::default(), None, 100).await.unwrap().items.len()
+}
+
+#[tokio::test]
+async fn three_of_five_subscriptions_match_and_a_repeat_adds_nothing() {
+    let stack = TestStack::start(queued_only()).await;
+    let url = "https://example.com/hook";
+    let matching = [
+        stack.create_subscription(url, &["project.created"]).await,
+        stack.create_subscription(url, &["project.*"]).await,
+        stack.create_subscription(url, &["*"]).await,
+    ];
+    let others = [
+        stack.create_subscription(url, &["project.deleted"]).await,
+        stack.create_subscription(url, &["visit.*"]).await,
+    ];
+
+    stack.publish("evt-match", "project.created", json!({"n": 1})).await;
+    stack.drain_events().await;
+    // The same event again, as a new message (upstream retried its send).
+    stack.publish("evt-match", "project.created", json!({"n": 1})).await;
+    stack.drain_events().await;
+
+    assert_eq!(stack.queue_depth(&stack.config.delivery_queue_url).await, 3, "one task per matching subscription, once");
+    for sub in &matching {
+        assert_eq!(deliveries_of(&stack, sub).await, 1);
+    }
+    for sub in &others {
+        assert_eq!(deliveries_of(&stack, sub).await, 0);
+    }
+    assert_eq!(stack.calls.get("SendMessageBatch"), 1, "the repeat enqueued nothing");
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dlq_with_reasons_and_the_rest_fan_out() {
+    let stack = TestStack::start(queued_only()).await;
+    stack.create_subscription("https://example.com/hook", &["*"]).await;
+
+    let mut bodies: Vec<String> = (0..7).map(|i| TestStack::envelope(&format!("ok-{i}"), "project.created", json!({})).to_string()).collect();
+    bodies.insert(2, "{not json".into());
+    bodies.insert(5, json!({"event_id": "x", "event_type": "project.created", "tenant_id": "acme"}).to_string());
+    let mut unknown = TestStack::envelope("evt-nobody", "project.created", json!({}));
+    unknown["tenant_id"] = json!("nobody");
+    bodies.insert(8, unknown.to_string());
+    let entries = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build().unwrap())
+        .collect();
+    stack.sqs.send_message_batch().queue_url(&stack.config.events_queue_url).set_entries(Some(entries)).send().await.unwrap();
+    stack.drain_events().await;
+
+    eventually(DEADLINE, "7 delivery tasks", || async { (stack.queue_depth(&stack.config.delivery_queue_url).await == 7).then_some(()) }).await;
+    let dlq = &stack.outputs["EVENTS_DLQ_URL"];
+    let mut reasons = Vec::new();
+    while reasons.len() < 3 {
+        let out = stack
+            .sqs
+            .receive_message()
+            .queue_url(dlq)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let attrs = m.message_attributes.unwrap_or_default();
+            reasons.push(attrs["reason"].string_value().unwrap().split(':').next().unwrap().to_owned());
+            assert!(attrs["source_message_id"].string_value().is_some());
+        }
+    }
+    reasons.sort();
+    assert_eq!(reasons, vec!["invalid_envelope", "not_json", "unknown_tenant"]);
+    // Moved, not failed: no message was left for SQS to redeliver.
+    assert_eq!(stack.runner.fanout_stats.get(&stack.runner.fanout_stats.failed), 0);
+    assert_eq!(stack.runner.fanout_stats.get(&stack.runner.fanout_stats.deleted), 10);
+}
+
+#[tokio::test]
+async fn a_thousand_subscriptions_fan_out_in_a_hundred_batch_calls() {
+    let n = 1000;
+    let stack = TestStack::start(StackOptions { env: vec![("MAX_SUBSCRIPTIONS_PER_TENANT", n.to_string())], ..queued_only() }).await;
+    let tenant = TenantId::parse("acme").unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let store = stack.runner.deps.subscriptions.clone();
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let store = store.clone();
+            let sub = Subscription::new(tenant.clone(), "https://example.com/hook".into(), vec!["*".into()], now);
+            async move { store.create(&sub).await.unwrap() }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+
+    stack.calls.reset();
+    let started = Instant::now();
+    stack.publish("evt-wide", "project.created", json!({})).await;
+    eventually(DEADLINE, "1,000 delivery tasks", || async {
+        (stack.queue_depth(&stack.config.delivery_queue_url).await == n as u64).then_some(())
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let batches = stack.calls.get("SendMessageBatch");
+    println!(
+        "fan-out of 1 event to {n} subscriptions: {:.2} s, {batches} SendMessageBatch, {} PutItem, {} Query",
+        elapsed.as_secs_f64(),
+        stack.calls.get("PutItem"),
+        stack.calls.get("Query")
+    );
+    assert!(batches <= 100, "{batches} SendMessageBatch calls");
+    assert_eq!(stack.calls.get("PutItem"), n as u64 + 1, "one conditional put per delivery plus the event body");
+}
