@@ -247,16 +247,22 @@ pub enum Scope {
     Write,
     #[serde(rename = "webhooks:delete")]
     Delete,
+    /// Manage the tenant's API keys.
+    #[serde(rename = "webhooks:admin")]
+    Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Delete];
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Delete, Scope::Admin];
+    /// What a key gets when no scopes are named: everything but key management.
+    pub const DEFAULT: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Delete];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "webhooks:read",
             Scope::Write => "webhooks:write",
             Scope::Delete => "webhooks:delete",
+            Scope::Admin => "webhooks:admin",
         }
     }
 

@@ -224,7 +224,7 @@ async fn api_rejects_bad_requests_with_problem_json() {
     }
 
     let resp = stack.http.post(&url).bearer_auth(&stack.api_key).body("{}").send().await.unwrap();
-    assert_eq!(resp.status(), 400, "missing content type");
+    assert_eq!(resp.status(), 415, "missing content type");
 
     let resp = stack
         .http

@@ -12,7 +12,7 @@ use shared::model::Scope;
 use shared::{ids::TenantId, Config};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete] | publish '<event JSON>'";
+const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin] | publish '<event JSON>'";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
@@ -58,7 +58,7 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             let scopes = match flag(&args, "--scopes") {
-                None => Scope::ALL.to_vec(),
+                None => Scope::DEFAULT.to_vec(),
                 Some(list) => match list.split(',').map(Scope::parse).collect::<Option<Vec<_>>>() {
                     Some(s) => s,
                     None => {

@@ -1,30 +1,113 @@
 //! The management API: one axum `Router`, served by `lambda_http::run` in Lambda and by
-//! `axum::serve` in the local runner and tests.
+//! `axum::serve` in the local runner and tests. Every route is under `/v1`, takes the tenant
+//! from the API key, and answers errors as `application/problem+json`.
 
 pub mod auth;
+pub mod catalogue;
+pub mod deliveries;
+pub mod events;
+pub mod keys;
 pub mod problem;
 pub mod subscriptions;
+pub mod validate;
 
 use crate::deps::Deps;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::routing::get;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use axum::Router;
 use problem::ApiError;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_PAGE: usize = 20;
+pub const MAX_PAGE: usize = 100;
+
+/// The OpenAPI 3.1 document of this API (kept true by a test that checks every route).
+pub const OPENAPI: &str = include_str!("../../data/openapi.json");
+
+/// Every route: (method, path). The router below serves exactly these; a test checks both
+/// against the OpenAPI document.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/v1/event-types"),
+    ("POST", "/v1/events"),
+    ("GET", "/v1/subscriptions"),
+    ("POST", "/v1/subscriptions"),
+    ("GET", "/v1/subscriptions/{id}"),
+    ("PATCH", "/v1/subscriptions/{id}"),
+    ("DELETE", "/v1/subscriptions/{id}"),
+    ("POST", "/v1/subscriptions/{id}/restore"),
+    ("POST", "/v1/subscriptions/{id}/rotate-secret"),
+    ("POST", "/v1/subscriptions/{id}/test"),
+    ("POST", "/v1/subscriptions/{id}/recover"),
+    ("GET", "/v1/subscriptions/{id}/deliveries"),
+    ("GET", "/v1/deliveries/{id}"),
+    ("GET", "/v1/deliveries/{id}/attempts"),
+    ("POST", "/v1/deliveries/{id}/redeliver"),
+    ("GET", "/v1/api-keys"),
+    ("POST", "/v1/api-keys"),
+    ("DELETE", "/v1/api-keys/{id}"),
+];
 
 pub fn router(deps: Arc<Deps>) -> Router {
     Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/event-types", get(events::event_types))
+        .route("/v1/events", post(events::publish))
         .route("/v1/subscriptions", get(subscriptions::list).post(subscriptions::create))
-        .route("/v1/subscriptions/{id}", get(subscriptions::get))
-        .fallback(|| async { ApiError::NotFound("route") })
+        .route(
+            "/v1/subscriptions/{id}",
+            get(subscriptions::get).patch(subscriptions::update).delete(subscriptions::delete),
+        )
+        .route("/v1/subscriptions/{id}/restore", post(subscriptions::restore))
+        .route("/v1/subscriptions/{id}/rotate-secret", post(subscriptions::rotate_secret))
+        .route("/v1/subscriptions/{id}/test", post(deliveries::test))
+        .route("/v1/subscriptions/{id}/recover", post(deliveries::recover))
+        .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
+        .route("/v1/deliveries/{id}", get(deliveries::get))
+        .route("/v1/deliveries/{id}/attempts", get(deliveries::attempts))
+        .route("/v1/deliveries/{id}/redeliver", post(deliveries::redeliver))
+        .route("/v1/api-keys", get(keys::list).post(keys::create))
+        .route("/v1/api-keys/{id}", axum::routing::delete(keys::revoke))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(deps)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], OPENAPI)
+}
+
+/// A page of results; pass `next_cursor` as `cursor` for the next page (`null` on the last).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ListOut<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid("limit", format!("must be between 1 and {MAX_PAGE}"))),
+    }
 }
 
 /// A JSON body whose rejections are problem+json naming the field at fault.
@@ -40,17 +123,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
         if !is_json {
-            return Err(ApiError::invalid("content-type", "must be application/json"));
+            return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::invalid("body", format!("must be at most {MAX_BODY_BYTES} bytes")))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| ApiError::TooLarge(MAX_BODY_BYTES))?;
         // serde would also read a struct from a JSON array, positionally: only objects are accepted.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::invalid("body", "must be a JSON object"));
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut de).map(JsonBody).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ApiError::invalid(field_at_fault(&path, &inner), inner)
+        })
+    }
+}
+
+/// Query parameters whose rejections are problem+json naming the parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(QueryParams).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             ApiError::invalid(field_at_fault(&path, &inner), inner)
@@ -76,16 +174,4 @@ fn field_at_fault(path: &str, message: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::field_at_fault;
-
-    #[test]
-    fn names_the_field_at_fault() {
-        assert_eq!(field_at_fault(".", "missing field `url` at line 1 column 2"), "url");
-        assert_eq!(field_at_fault(".", "unknown field `color`, expected one of `url`"), "color");
-        assert_eq!(field_at_fault("events[0]", "invalid type: integer `5`, expected a string"), "events[0]");
-        assert_eq!(field_at_fault(".", "EOF while parsing a value"), "body");
-        assert_eq!(field_at_fault("auth", "missing field `username`"), "auth.username");
-        assert_eq!(field_at_fault("color", "unknown field `color`, expected `url`"), "color");
-    }
-}
+mod tests;

@@ -18,6 +18,12 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    #[error("method {0} is not allowed on this route")]
+    MethodNotAllowed(String),
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the body must be at most {0} bytes")]
+    TooLarge(usize),
     #[error("internal error")]
     Internal(#[from] StoreError),
 }
@@ -47,6 +53,9 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found", None),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict", None),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", None),
+            ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", Some("content-type")),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large", Some("body")),
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, source = ?std::error::Error::source(e), "internal error serving request");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
