@@ -25,6 +25,14 @@ while IFS= read -r line; do export "${line?}"; done < <(scripts/localstack.sh en
 step "cargo test (unit, adapter, end-to-end)"
 cargo test --workspace --locked
 
+step "OpenAPI document: validate (openapi-spec-validator)"
+if [[ ! -x .tools/oas-venv/bin/openapi-spec-validator ]]; then
+    mkdir -p .tools
+    python3 -m venv .tools/oas-venv
+    .tools/oas-venv/bin/pip install -q 'openapi-spec-validator==0.9.0'
+fi
+.tools/oas-venv/bin/openapi-spec-validator shared/data/openapi.json
+
 step "SAM: install and validate --lint"
 scripts/sam.sh install
 scripts/sam.sh validate

@@ -370,3 +370,26 @@ pub(crate) mod tests {
         assert!(matches!(parse_event(&bad_type.replace("\"t\"", "5")), Err(Rejection::Invalid(_))));
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    /// The published JSON Schema of the envelope says what `EventIn` and `parse_event` do.
+    #[test]
+    fn the_envelope_schema_matches_the_parser() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../docs/event-envelope.schema.json")).unwrap();
+        let required: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(required, ["event_id", "event_type", "tenant_id", "occurred_at", "data"]);
+        let mut props: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        props.sort();
+        assert_eq!(props, ["data", "event_id", "event_type", "occurred_at", "tenant_id"]);
+        assert_eq!(schema["additionalProperties"], false);
+        assert!(schema["description"].as_str().unwrap().contains(&super::MAX_EVENT_BYTES.to_string()));
+        // Every field is required by the parser too.
+        let full = serde_json::json!({"event_id": "e", "event_type": "a.b", "tenant_id": "t", "occurred_at": "2026-11-22T10:00:00Z", "data": {}});
+        for field in required {
+            let mut partial = full.clone();
+            partial.as_object_mut().unwrap().remove(field);
+            assert!(super::parse_event(&partial.to_string()).is_err(), "{field} is required");
+        }
+    }
+}
