@@ -22,6 +22,8 @@ pub enum UrlError {
     NoHost,
     #[error("must not point at a private, loopback, link-local or otherwise internal address")]
     Internal,
+    #[error("must use port 80, 443 or a port from 1024 up")]
+    Port,
 }
 
 /// Checks a subscription URL: absolute `https://` (or `http://` when allowed, for local testing),
@@ -38,6 +40,12 @@ pub fn validate_url(raw: &str, allow_http: bool, allow_private: bool) -> Result<
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlError::Credentials);
+    }
+    // Well-known service ports (ssh, smtp, …) are no webhook endpoints.
+    if let Some(port) = url.port() {
+        if port != 80 && port != 443 && port < 1024 {
+            return Err(UrlError::Port);
+        }
     }
     let internal = match url.host().ok_or(UrlError::NoHost)? {
         Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
@@ -133,9 +141,35 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Targets that must be refused, at subscription create/update and at delivery time (used by
+/// this module's tests, the API tests and the delivery tests).
+#[cfg(test)]
+pub(crate) const REFUSED_TARGETS: &[&str] = &[
+    "http://127.0.0.1/", "http://127.1/", "http://127.255.255.254:8080/", "http://[::1]/", "http://localhost/",
+    "http://LOCALHOST./", "http://app.localhost/", "http://10.0.0.1/", "http://172.16.5.4/", "http://172.31.255.255/",
+    "http://192.168.0.1/", "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/", "http://169.254.0.1/",
+    "http://[fe80::1]/", "http://100.64.0.1/", "http://100.127.255.255/", "http://0.0.0.0/", "http://0/", "http://[::]/",
+    "http://[::ffff:127.0.0.1]/", "http://[::ffff:10.0.0.1]/", "http://[::ffff:169.254.169.254]/", "http://[::127.0.0.1]/",
+    "http://2130706433/", "http://0177.0.0.1/", "http://0x7f.0.0.1/", "http://0x7f000001/", "http://017700000001/",
+    "http://0xa9fea9fe/", "http://metadata.google.internal/", "http://metadata/", "http://printer.local/", "http://224.0.0.1/",
+    "http://255.255.255.255/", "http://[ff02::1]/", "http://[fc00::1]/", "http://[64:ff9b::a9fe:a9fe]/",
+    "http://user:pass@example.com/", "https://example.com:22/", "https://example.com:25/", "http://198.18.0.1/",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refused_target_is_refused_with_a_reason() {
+        assert!(REFUSED_TARGETS.len() >= 30);
+        for url in REFUSED_TARGETS {
+            assert!(validate_url(url, true, false).is_err(), "{url} was accepted");
+        }
+        for url in ["https://example.com/", "https://example.com:8443/hook", "http://93.184.215.14/", "https://[2606:4700::1111]/"] {
+            assert_eq!(validate_url(url, true, false).map(|_| ()), Ok(()), "{url}");
+        }
+    }
 
     #[test]
     fn refuses_internal_addresses() {

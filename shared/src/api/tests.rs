@@ -112,7 +112,7 @@ async fn another_tenant_gets_404_on_every_object_route() {
     let app = App::new();
     let a = app.key("tenant-a", &Scope::ALL).await;
     let b = app.key("tenant-b", &Scope::ALL).await;
-    let (_, sub) = app.call("POST", "/v1/subscriptions", Some(&a), Some(json!({"url": "http://127.0.0.1:9/h"}))).await;
+    let (_, sub) = app.call("POST", "/v1/subscriptions", Some(&a), Some(json!({"url": "http://127.0.0.1:9999/h"}))).await;
     let id = sub["id"].as_str().unwrap();
     let (_, test) = app.call("POST", &format!("/v1/subscriptions/{id}/test"), Some(&a), None).await;
     let dlv = test["delivery_id"].as_str().expect("test delivery");
@@ -162,7 +162,7 @@ fn random_value(rng: &mut impl Rng, depth: u32) -> Value {
 async fn random_json_bodies_never_cause_a_server_error() {
     let app = App::new();
     let key = app.key("acme", &Scope::ALL).await;
-    let (_, sub) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "http://127.0.0.1:9/h"}))).await;
+    let (_, sub) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "http://127.0.0.1:9999/h"}))).await;
     let id = sub["id"].as_str().unwrap().to_owned();
     let mut rng = rand::thread_rng();
     let routes = [
@@ -181,5 +181,22 @@ async fn random_json_bodies_never_cause_a_server_error() {
         }
         let (status, resp) = app.call(method, path, Some(&key), Some(body.clone())).await;
         assert!(!status.is_server_error(), "{method} {path} with {body} → {status} {resp}");
+    }
+}
+
+#[tokio::test]
+async fn refused_targets_are_refused_at_create_and_update() {
+    let (deps, _) = Deps::memory(config(&[("ALLOW_HTTP", "true")]));
+    let deps = Arc::new(deps);
+    let app = App { router: router(deps.clone()), deps };
+    let key = app.key("acme", &Scope::ALL).await;
+    let (status, sub) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "https://example.com/ok"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = sub["id"].as_str().unwrap();
+    for url in crate::ssrf::REFUSED_TARGETS {
+        let (status, problem) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": url}))).await;
+        assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("url")), "create {url}: {problem}");
+        let (status, problem) = app.call("PATCH", &format!("/v1/subscriptions/{id}"), Some(&key), Some(json!({"url": url}))).await;
+        assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("url")), "update {url}: {problem}");
     }
 }

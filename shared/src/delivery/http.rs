@@ -172,6 +172,27 @@ mod tests {
     use super::*;
     use std::time::SystemTime;
 
+    #[tokio::test]
+    async fn refused_targets_are_blocked_at_delivery_time_without_a_connection() {
+        let sender = HttpSender::new(Duration::from_secs(2), true, false);
+        for url in crate::ssrf::REFUSED_TARGETS {
+            match sender.post(url, HeaderMap::new(), b"{}".to_vec()).await {
+                DeliveryOutcome::Failed { class: FailureClass::Blocked, response, .. } => assert_eq!(response.status, None, "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_vets_names_before_connecting() {
+        // `localhost` passes no name check here (allow_private on for names only would be wrong),
+        // so go through the resolver directly: every resolved address must be public.
+        use reqwest::dns::Resolve;
+        let r = GuardedResolver { allow_private: false };
+        let err = r.resolve("localhost".parse().unwrap()).await.err().expect("refused");
+        assert!(err.downcast_ref::<BlockedAddress>().is_some());
+    }
+
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
