@@ -5,6 +5,8 @@
 //! Needs a running LocalStack: `AWS_ENDPOINT_URL` and `LOCALSTACK_PORT` are set by
 //! `scripts/test.sh`, which starts one and stops it afterwards.
 
+pub mod chaos;
+pub mod proxy;
 pub mod receiver;
 
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -37,11 +39,13 @@ pub struct StackOptions {
     pub env: Vec<(&'static str, String)>,
     /// 0 leaves delivery tasks on the queue, to count them.
     pub delivery_pollers: usize,
+    /// Where the runner (not the test's own clients) reaches AWS, e.g. a cuttable proxy.
+    pub runner_endpoint: Option<String>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { retry_schedule: "1,1", delivery_timeout_ms: 3000, env: Vec::new(), delivery_pollers: 2 }
+        Self { retry_schedule: "1,1", delivery_timeout_ms: 3000, env: Vec::new(), delivery_pollers: 2, runner_endpoint: None }
     }
 }
 
@@ -96,9 +100,13 @@ impl TestStack {
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config from stack outputs");
         let sdk = shared::load_sdk_config().await;
+        let runner_sdk = match &opts.runner_endpoint {
+            Some(url) => sdk.to_builder().endpoint_url(url).build(),
+            None => sdk.clone(),
+        };
         let calls = CallCounter::default();
         let runner_opts = Options { wait_seconds: 1, delivery_pollers: opts.delivery_pollers, calls: Some(calls.clone()), ..Default::default() };
-        let runner = Runner::start(&sdk, config.clone(), runner_opts)
+        let runner = Runner::start(&runner_sdk, config.clone(), runner_opts)
             .await
             .expect("runner starts");
         let tenant = shared::ids::TenantId::parse("acme").unwrap();
