@@ -1,0 +1,129 @@
+//! No response (other than the one that issues it), log line or stored attempt ever contains a
+//! signing secret, an endpoint password or API key, a custom header value, or an API key.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::receiver::Receiver;
+use e2e::{eventually, StackOptions, TestStack};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Every log line of this test process, as the JSON formatter writes them in Lambda.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn call(stack: &TestStack, seen: &mut Vec<String>, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = stack.http.request(method, stack.api(path)).bearer_auth(&stack.api_key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let text = req.send().await.unwrap().text().await.unwrap();
+    seen.push(text.clone());
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn scan(stack: &TestStack, table: &str) -> String {
+    let items = stack.ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    format!("{items:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_leak_into_responses_logs_or_attempts() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter("debug,aws_smithy_runtime=info,aws_sdk_sqs=info,aws_sdk_dynamodb=info,aws_config=info,hyper=info,h2=info,rustls=info")
+        .with_writer(move || writer.clone())
+        .init();
+
+    let stack = TestStack::start(StackOptions::default()).await;
+    let receiver = Receiver::statuses(&[500], 200).await;
+    let mut secrets: Vec<String> = vec![stack.api_key.clone()];
+    let mut seen = Vec::new();
+
+    // Responses that issue a secret are the only ones allowed to show it: not added to `seen`.
+    let a: Value = stack
+        .http
+        .post(stack.api("/v1/subscriptions"))
+        .bearer_auth(&stack.api_key)
+        .json(&json!({"url": receiver.url, "headers": {"X-Custom-Token": "hdr-value-31337"}, "auth": {"type": "basic", "username": "svc", "password": "pw-0xDEADBEEF"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let b: Value = stack
+        .http
+        .post(stack.api("/v1/subscriptions"))
+        .bearer_auth(&stack.api_key)
+        .json(&json!({"url": receiver.url, "auth": {"type": "api_key", "header": "X-Api-Key", "value": "apikey-8badf00d"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rotated: Value = stack.http.post(stack.api(&format!("/v1/subscriptions/{}/rotate-secret", a["id"].as_str().unwrap()))).bearer_auth(&stack.api_key).send().await.unwrap().json().await.unwrap();
+    let key2: Value = stack.http.post(stack.api("/v1/api-keys")).bearer_auth(&stack.api_key).json(&json!({"scopes": ["webhooks:read"]})).send().await.unwrap().json().await.unwrap();
+    for s in [&a["secret"], &b["secret"], &rotated["secret"], &key2["key"]] {
+        secrets.push(s.as_str().expect("issued once").to_owned());
+    }
+    secrets.extend(["hdr-value-31337", "pw-0xDEADBEEF", "apikey-8badf00d"].map(String::from));
+    // The Basic credential as it goes on the wire.
+    secrets.push("c3ZjOnB3LTB4REVBREJFRUY=".into());
+
+    // Exercise every reading route, a failing then succeeding delivery, the test route.
+    stack.publish("evt-secret", "project.created", json!({"x": 1})).await;
+    eventually(Duration::from_secs(60), "both deliveries and the retry", || async { (receiver.received().len() >= 3).then_some(()) }).await;
+    let a_id = a["id"].as_str().unwrap();
+    let b_id = b["id"].as_str().unwrap();
+    call(&stack, &mut seen, Method::GET, "/v1/subscriptions", None).await;
+    call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{a_id}"), None).await;
+    call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{b_id}"), None).await;
+    call(&stack, &mut seen, Method::PATCH, &format!("/v1/subscriptions/{a_id}"), Some(json!({"name": "renamed"}))).await;
+    call(&stack, &mut seen, Method::POST, &format!("/v1/subscriptions/{b_id}/test"), None).await;
+    for id in [a_id, b_id] {
+        let page = call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{id}/deliveries"), None).await;
+        for d in page["data"].as_array().unwrap() {
+            let dlv = d["id"].as_str().unwrap();
+            call(&stack, &mut seen, Method::GET, &format!("/v1/deliveries/{dlv}"), None).await;
+            call(&stack, &mut seen, Method::GET, &format!("/v1/deliveries/{dlv}/attempts"), None).await;
+        }
+    }
+    call(&stack, &mut seen, Method::GET, "/v1/api-keys", None).await;
+    call(&stack, &mut seen, Method::POST, "/v1/subscriptions", Some(json!({"url": "ftp://x", "auth": {"type": "basic", "username": "svc", "password": "pw-0xDEADBEEF"}}))).await;
+
+    let attempts = scan(&stack, &stack.config.attempts_table).await;
+    let deliveries = scan(&stack, &stack.config.deliveries_table).await;
+    assert!(attempts.contains("status_code"), "attempts were recorded");
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("subscription created") && logs.contains("delivered"), "logs were captured");
+    for secret in &secrets {
+        for (i, body) in seen.iter().enumerate() {
+            assert!(!body.contains(secret.as_str()), "response {i} leaks {secret}: {body}");
+        }
+        assert!(!logs.contains(secret.as_str()), "a log line leaks {secret}");
+        assert!(!attempts.contains(secret.as_str()), "an attempt record leaks {secret}");
+        assert!(!deliveries.contains(secret.as_str()), "a delivery record leaks {secret}");
+    }
+    // The receiver did get the credentials: they were sent, just never shown back.
+    let got = receiver.received();
+    assert!(got.iter().any(|r| r.header("authorization") == "Basic c3ZjOnB3LTB4REVBREJFRUY="));
+    assert!(got.iter().any(|r| r.header("x-api-key") == "apikey-8badf00d"));
+    let _ = AttributeValue::Null(true);
+}
