@@ -22,6 +22,9 @@ trap 'scripts/localstack.sh stop "$PORT" || true' EXIT
 scripts/localstack.sh start "$PORT"
 while IFS= read -r line; do export "${line?}"; done < <(scripts/localstack.sh env "$PORT")
 
+step "Interop verifiers (standardwebhooks from PyPI and npm)"
+scripts/interop-setup.sh
+
 step "cargo test (unit, adapter, end-to-end)"
 cargo test --workspace --locked
 
