@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod deps;
 pub mod fanout;

@@ -77,6 +77,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route("/v1/deliveries/{id}/redeliver", post(deliveries::redeliver))
         .route("/v1/api-keys", get(keys::list).post(keys::create))
         .route("/v1/api-keys/{id}", axum::routing::delete(keys::revoke))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
