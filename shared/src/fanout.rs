@@ -6,7 +6,7 @@
 //! of an unknown tenant) go to the event DLQ with their reason and never block their batch.
 
 use crate::deps::Deps;
-use crate::ids::{is_token, DeliveryId, TenantId};
+use crate::ids::{is_token, TenantId};
 use crate::matching::is_valid_event_type;
 use crate::metrics::{self, Metric};
 use crate::model::{Delivery, DeliveryStatus, DeliveryTask, EventIn, StoredEvent, Subscription, Trigger};
@@ -166,15 +166,7 @@ pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<
         .ok_or_else(|| Rejection::UnknownTenant(event.tenant_id.clone()))?;
     let now = OffsetDateTime::now_utc();
     let expires_at = (now + deps.config.retention).unix_timestamp();
-    let body = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let stored = StoredEvent {
-        tenant_id: event.tenant_id.clone(),
-        event_id: event.event_id.clone(),
-        event_type: event.event_type.clone(),
-        body,
-        expires_at,
-    };
-    deps.deliveries.put_event(&stored).await?;
+    deps.deliveries.put_event(&StoredEvent::from_event(event, expires_at)).await?;
 
     let matching: Vec<&Subscription> = subs.iter().filter(|s| s.wants(&event.event_type)).collect();
     // Boxed as `Send` futures: a borrowing closure inside the stream trips rustc's higher-ranked
@@ -199,21 +191,7 @@ async fn create_delivery(
     redelivered: bool,
     deps: &Deps,
 ) -> Result<Option<DeliveryTask>, StoreError> {
-    let delivery = Delivery {
-        delivery_id: DeliveryId::derive(&event.tenant_id, &event.event_id, &sub.subscription_id),
-        tenant_id: event.tenant_id.clone(),
-        subscription_id: sub.subscription_id.clone(),
-        event_id: event.event_id.clone(),
-        event_type: event.event_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        last_status_code: None,
-        last_error_class: None,
-        last_attempt_at: None,
-        created_at: now,
-        updated_at: now,
-        expires_at,
-    };
+    let delivery = Delivery::pending(event, &sub.subscription_id, now, expires_at);
     let enqueue = match deps.deliveries.create_delivery(&delivery).await? {
         Created::New => true,
         // The worker drops a task whose delivery is already settled.

@@ -31,6 +31,15 @@ pub struct StoredEvent {
     pub expires_at: i64,
 }
 
+impl StoredEvent {
+    /// The event with its body serialised once: fan-out, `POST /v1/events` and the test route all
+    /// build it here, so the bytes are the same whichever path stored it first.
+    pub fn from_event(event: &EventIn, expires_at: i64) -> Self {
+        let body = serde_json::to_string(event).expect("an EventIn always serialises");
+        Self { tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), body, expires_at }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Subscription {
     pub tenant_id: TenantId,
@@ -188,6 +197,27 @@ pub struct Delivery {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub expires_at: i64,
+}
+
+impl Delivery {
+    /// A new, never attempted delivery of `event` to `subscription`, with its derived id.
+    pub fn pending(event: &EventIn, subscription: &SubscriptionId, now: OffsetDateTime, expires_at: i64) -> Self {
+        Self {
+            delivery_id: DeliveryId::derive(&event.tenant_id, &event.event_id, subscription),
+            tenant_id: event.tenant_id.clone(),
+            subscription_id: subscription.clone(),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_status_code: None,
+            last_error_class: None,
+            last_attempt_at: None,
+            created_at: now,
+            updated_at: now,
+            expires_at,
+        }
+    }
 }
 
 /// Why an attempt failed. A failing endpoint is an outcome, not an error of ours.

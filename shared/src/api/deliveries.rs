@@ -269,24 +269,9 @@ pub async fn test(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<
         data: serde_json::json!({"subscription_id": sub.subscription_id, "message": "This is a test event."}),
     };
     let expires_at = (now + deps.config.retention).unix_timestamp();
-    let body = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let stored = StoredEvent { tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), body, expires_at };
+    let stored = StoredEvent::from_event(&event, expires_at);
     deps.deliveries.put_event(&stored).await?;
-    let delivery = Delivery {
-        delivery_id: DeliveryId::derive(&event.tenant_id, &event.event_id, &sub.subscription_id),
-        tenant_id: event.tenant_id.clone(),
-        subscription_id: sub.subscription_id.clone(),
-        event_id: event.event_id.clone(),
-        event_type: event.event_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        last_status_code: None,
-        last_error_class: None,
-        last_attempt_at: None,
-        created_at: now,
-        updated_at: now,
-        expires_at,
-    };
+    let delivery = Delivery::pending(&event, &sub.subscription_id, now, expires_at);
     deps.deliveries.create_delivery(&delivery).await?;
     let (record, outcome) = delivery::attempt(&deps, &sub, &delivery, &stored, Trigger::Test).await;
     let status = match outcome {

@@ -56,7 +56,9 @@ pub async fn publish(State(deps): State<Arc<Deps>>, caller: Caller, JsonBody(inp
         occurred_at: input.occurred_at.unwrap_or_else(OffsetDateTime::now_utc),
         data: input.data,
     };
-    let body = serde_json::to_string(&event).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+    let expires_at = (OffsetDateTime::now_utc() + deps.config.retention).unix_timestamp();
+    let stored = StoredEvent::from_event(&event, expires_at);
+    let body = stored.body.clone();
     // The same checks fan-out applies, so what is accepted here is never rejected there.
     parse_event(&body).map_err(|e| ApiError::invalid(if e.to_string().contains("event_type") { "event_type" } else { "body" }, e.to_string()))?;
 
@@ -66,8 +68,6 @@ pub async fn publish(State(deps): State<Arc<Deps>>, caller: Caller, JsonBody(inp
     // Queue first, then record: a crash in between makes a retry queue it again, which fan-out
     // dedupes; the reverse order could record an event that was never queued.
     deps.queues.publish_event(&body).await?;
-    let expires_at = (OffsetDateTime::now_utc() + deps.config.retention).unix_timestamp();
-    let stored = StoredEvent { tenant_id: caller.tenant.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), body, expires_at };
     let duplicate = deps.deliveries.put_event(&stored).await? == Created::Existed;
     let status = if duplicate { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok((status, Json(EventAcceptedOut { event_id: event.event_id, event_type: event.event_type, duplicate })))
