@@ -278,3 +278,37 @@ async fn api_keys_are_managed_by_admin_keys_and_the_catalogue_is_served() {
     let (status, spec) = call_as(&stack, "none", Method::GET, "/v1/openapi.json", None).await;
     assert_eq!((status, spec["openapi"].as_str()), (200, Some("3.1.0")));
 }
+
+#[tokio::test]
+async fn deliveries_paginate_newest_first_across_pages() {
+    let stack = TestStack::start(StackOptions { delivery_pollers: 0, ..Default::default() }).await;
+    let sub = stack.create_subscription("https://example.com/hook", &["*"]).await;
+    let id = sub["id"].as_str().unwrap();
+    for i in 0..5 {
+        stack.publish(&format!("page-{i}"), "project.created", json!({})).await;
+        stack.drain_events().await; // one at a time, so creation order is event order
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=pending&cursor={c}"),
+            None => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=pending"),
+        };
+        let (status, page) = call(&stack, Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        seen.extend(page["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["page-4", "page-3", "page-2", "page-1", "page-0"]);
+    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?cursor=bm9wZQ"), None).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("cursor")));
+    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?status=lost"), None).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("status")), "{problem}");
+}
