@@ -147,7 +147,10 @@ impl SubscriptionCache {
         }
         let list = Arc::new(subs.list(tenant).await?);
         if !self.ttl.is_zero() {
-            self.entries.lock().unwrap().insert(tenant.clone(), (Instant::now(), list.clone()));
+            let mut entries = self.entries.lock().unwrap();
+            // Expired entries go when new ones come, so a warm process holds at most a TTL's worth.
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            entries.insert(tenant.clone(), (Instant::now(), list.clone()));
         }
         Ok(Some(list))
     }
