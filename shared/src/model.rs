@@ -35,7 +35,8 @@ impl StoredEvent {
     /// The event with its body serialised once: fan-out, `POST /v1/events` and the test route all
     /// build it here, so the bytes are the same whichever path stored it first.
     pub fn from_event(event: &EventIn, expires_at: i64) -> Self {
-        let body = serde_json::to_string(event).expect("an EventIn always serialises");
+        // SQS refuses U+FFFE and U+FFFF in a message; as JSON escapes they are the same value.
+        let body = serde_json::to_string(event).expect("an EventIn always serialises").replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff");
         Self { tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), body, expires_at }
     }
 }
@@ -359,6 +360,15 @@ mod tests {
         let mut old = json;
         old.as_object_mut().unwrap().remove("trigger");
         assert_eq!(serde_json::from_value::<DeliveryTask>(old).unwrap(), t);
+    }
+
+    #[test]
+    fn stored_bodies_escape_what_sqs_refuses_and_keep_the_value() {
+        let e: EventIn = serde_json::from_str(r#"{"event_id":"e","event_type":"a.b","tenant_id":"t","occurred_at":"2026-11-22T10:00:00Z","data":"x\uffffy\ufffe"}"#).unwrap();
+        let stored = StoredEvent::from_event(&e, 0);
+        assert!(!stored.body.contains('\u{ffff}') && !stored.body.contains('\u{fffe}'));
+        let back: EventIn = serde_json::from_str(&stored.body).unwrap();
+        assert_eq!(back.data, e.data);
     }
 
     #[test]

@@ -11,8 +11,9 @@ pub fn format(t: OffsetDateTime) -> String {
     t.to_offset(UtcOffset::UTC).format(&fmt).expect("UTC timestamps always format")
 }
 
+/// `None` for anything that is not RFC 3339 or that has no UTC form within years 1–9999.
 pub fn parse(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339).ok()
+    OffsetDateTime::parse(s, &Rfc3339).ok().and_then(|t| t.checked_to_offset(UtcOffset::UTC))
 }
 
 pub fn serialize<S: Serializer>(t: &OffsetDateTime, ser: S) -> Result<S::Ok, S::Error> {
@@ -35,5 +36,11 @@ mod tests {
         assert_eq!(format(a), "2027-01-15T08:00:00.000000Z");
         assert!(format(a) < format(b));
         assert_eq!(parse(&format(b)), Some(b));
+    }
+
+    #[test]
+    fn timestamps_beyond_year_9999_in_utc_are_refused_not_a_panic() {
+        assert_eq!(parse("9999-12-31T23:59:59-23:59"), None);
+        assert!(parse("9999-12-31T23:59:59Z").is_some());
     }
 }

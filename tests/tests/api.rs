@@ -224,7 +224,7 @@ async fn events_over_http_are_idempotent_and_delivered_once() {
     let (status, again) = call(&stack, Method::POST, "/v1/events", Some(body)).await;
     assert_eq!((status, again["duplicate"].as_bool(), again["event_id"].as_str()), (200, Some(true), Some("crm-42")));
 
-    let (status, generated) = call(&stack, Method::POST, "/v1/events", Some(json!({"event_type": "contact.created", "data": {}}))).await;
+    let (status, generated) = call(&stack, Method::POST, "/v1/events", Some(json!({"event_type": "contact.created", "data": {"odd": "\u{ffff}\u{fffe}"}}))).await;
     assert_eq!(status, 202);
     assert!(generated["event_id"].as_str().unwrap().starts_with("evt_"));
 
@@ -307,6 +307,16 @@ async fn deliveries_paginate_newest_first_across_pages() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, ["page-4", "page-3", "page-2", "page-1", "page-0"]);
+    // Found by API fuzzing: empty or inverted ranges, a cursor outside the range, a timestamp
+    // with no UTC form — each a clear answer, not a 500.
+    let (status, page) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-23T00:00:00Z&until=2026-11-22T00:00:00Z"), None).await;
+    assert_eq!((status, page["data"].as_array().map(Vec::len)), (200, Some(0)), "{page}");
+    let (_, first) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?limit=2"), None).await;
+    let c = first["next_cursor"].as_str().unwrap();
+    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?limit=2&cursor={c}&since=2099-01-01T00:00:00Z"), None).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("cursor")), "{problem}");
+    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=9999-12-31T23:59:59-23:59"), None).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("since")), "{problem}");
     let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?cursor=bm9wZQ"), None).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("cursor")));
     let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?status=lost"), None).await;

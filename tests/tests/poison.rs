@@ -9,6 +9,8 @@ use shared::api::ROUTES;
 use std::time::Duration;
 
 const IDS: &[&str] = &[
+    "%FF",
+    "sub_%C3%28",
     "..%2F..%2Fetc%2Fpasswd",
     "sub_..%2F..",
     "sub_%00",

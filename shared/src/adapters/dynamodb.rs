@@ -295,15 +295,20 @@ fn encode_delivery_cursor(d: &Delivery) -> String {
     B64URL.encode(format!("{}|{}", timefmt::format(d.created_at), d.delivery_id))
 }
 
-fn decode_delivery_cursor(sub: &SubscriptionId, cursor: &str) -> StoreResult<Item> {
+/// The start key a cursor stands for; `BadCursor` unless it is well-formed and inside the
+/// filter's time range (DynamoDB refuses a start key outside the key condition).
+fn decode_delivery_cursor(sub: &SubscriptionId, cursor: &str, filter: &DeliveryFilter) -> StoreResult<Item> {
     let raw = B64URL.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let text = String::from_utf8(raw).map_err(|_| StoreError::BadCursor)?;
     let (created, id) = text.split_once('|').ok_or(StoreError::BadCursor)?;
     let id = DeliveryId::parse(id).ok_or(StoreError::BadCursor)?;
-    timefmt::parse(created).ok_or(StoreError::BadCursor)?;
+    let at = timefmt::parse(created).ok_or(StoreError::BadCursor)?;
+    if filter.since.is_some_and(|t| at < t) || filter.until.is_some_and(|t| at >= t) {
+        return Err(StoreError::BadCursor);
+    }
     Ok(HashMap::from([
         ("subscription_id".into(), s(sub.as_str())),
-        ("created_at".into(), s(created)),
+        ("created_at".into(), s(&timefmt::format(at))),
         ("delivery_id".into(), s(id.as_str())),
     ]))
 }
@@ -363,7 +368,12 @@ impl DeliveryStore for DynamoDeliveries {
     }
 
     async fn list_deliveries(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Delivery>> {
-        let mut start = cursor.map(|c| decode_delivery_cursor(sub, c)).transpose()?;
+        if let (Some(a), Some(b)) = (filter.since, filter.until) {
+            if a >= b {
+                return Ok(Page { items: Vec::new(), next: None });
+            }
+        }
+        let mut start = cursor.map(|c| decode_delivery_cursor(sub, c, filter)).transpose()?;
         let mut key_cond = "subscription_id = :s".to_owned();
         let mut values: Item = HashMap::from([(":s".into(), s(sub.as_str()))]);
         match (filter.since, filter.until) {

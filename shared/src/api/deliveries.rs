@@ -5,7 +5,7 @@
 use super::auth::Caller;
 use super::problem::ApiError;
 use super::subscriptions::find;
-use super::{page_limit, JsonBody, ListOut, QueryParams};
+use super::{IdPath, JsonBody, ListOut, QueryParams, page_limit};
 use crate::delivery;
 use crate::deps::Deps;
 use crate::fanout::enqueue_all;
@@ -13,7 +13,7 @@ use crate::ids::{DeliveryId, EventId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, DeliveryTask, EventIn, FailureClass, Scope, StoredEvent, Trigger};
 use crate::ports::{DeliveryFilter, StoreError};
 use crate::timefmt;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -122,7 +122,7 @@ fn timestamp(field: &str, v: &Option<String>) -> Result<Option<OffsetDateTime>, 
 pub async fn list(
     State(deps): State<Arc<Deps>>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     QueryParams(q): QueryParams<DeliveriesQuery>,
 ) -> Result<Json<ListOut<DeliveryOut>>, ApiError> {
     caller.require(Scope::Read)?;
@@ -145,7 +145,7 @@ async fn find_delivery(deps: &Deps, caller: &Caller, id: &str) -> Result<Deliver
     deps.deliveries.get_delivery(&id).await?.filter(|d| d.tenant_id == caller.tenant).ok_or(ApiError::NotFound("delivery"))
 }
 
-pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<Json<DeliveryDetailOut>, ApiError> {
+pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DeliveryDetailOut>, ApiError> {
     caller.require(Scope::Read)?;
     let d = find_delivery(&deps, &caller, &id).await?;
     let sub = deps.subscriptions.get(&d.tenant_id, &d.subscription_id).await?;
@@ -175,7 +175,7 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<S
     Ok(Json(DeliveryDetailOut { delivery: DeliveryOut::from(&d), request }))
 }
 
-pub async fn attempts(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<Json<ListOut<AttemptOut>>, ApiError> {
+pub async fn attempts(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<ListOut<AttemptOut>>, ApiError> {
     caller.require(Scope::Read)?;
     let d = find_delivery(&deps, &caller, &id).await?;
     let attempts = deps.deliveries.list_attempts(&d.delivery_id).await?;
@@ -193,7 +193,7 @@ fn redeliver_task(d: &Delivery) -> DeliveryTask {
 }
 
 /// Only a failed delivery can be redelivered: same payload and `webhook-id`, fresh signature.
-pub async fn redeliver(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<(StatusCode, Json<DeliveryOut>), ApiError> {
+pub async fn redeliver(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<(StatusCode, Json<DeliveryOut>), ApiError> {
     caller.require(Scope::Write)?;
     let mut d = find_delivery(&deps, &caller, &id).await?;
     match deps.deliveries.reopen(&d.delivery_id).await {
@@ -221,7 +221,7 @@ pub struct RecoverOut {
 pub async fn recover(
     State(deps): State<Arc<Deps>>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(input): JsonBody<RecoverIn>,
 ) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
     caller.require(Scope::Write)?;
@@ -257,7 +257,7 @@ pub struct TestOut {
 }
 
 /// Sends a `webhook.test` event to the subscription now and reports the outcome (no retries).
-pub async fn test(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<Json<TestOut>, ApiError> {
+pub async fn test(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<TestOut>, ApiError> {
     caller.require(Scope::Write)?;
     let sub = find(&deps, &caller, &id).await?;
     let now = OffsetDateTime::now_utc();

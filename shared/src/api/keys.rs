@@ -2,11 +2,11 @@
 
 use super::auth::{issue_key, Caller};
 use super::problem::ApiError;
-use super::{JsonBody, ListOut};
+use super::{IdPath, JsonBody, ListOut};
 use crate::deps::Deps;
 use crate::ids::ApiKeyId;
 use crate::model::{ApiKeyRecord, Scope};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub async fn list(State(deps): State<Arc<Deps>>, caller: Caller) -> Result<Json<
     Ok(Json(ListOut { data: keys.iter().map(ApiKeyOut::from).collect(), next_cursor: None }))
 }
 
-pub async fn revoke(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Admin)?;
     let keys = deps.api_keys.list_for_tenant(&caller.tenant).await?;
     let key = keys.iter().find(|k| k.key_id.as_str() == id).ok_or(ApiError::NotFound("api key"))?;

@@ -140,6 +140,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// The `{id}` path segment. A segment that is not even valid UTF-8 names no object: 404 as
+/// problem+json (not axum's plain-text 400).
+pub struct IdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state).await.map(|p| IdPath(p.0)).map_err(|_| ApiError::NotFound("object"))
+    }
+}
+
 /// Query parameters whose rejections are problem+json naming the parameter.
 pub struct QueryParams<T>(pub T);
 

@@ -3,12 +3,12 @@
 
 use super::auth::Caller;
 use super::problem::ApiError;
-use super::{page_limit, validate, JsonBody, ListOut, QueryParams};
+use super::{IdPath, JsonBody, ListOut, QueryParams, page_limit, validate};
 use crate::deps::Deps;
 use crate::ids::SubscriptionId;
 use crate::model::{EndpointAuth, Scope, Subscription};
 use crate::signing::Secret;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -196,7 +196,7 @@ pub async fn list(State(deps): State<Arc<Deps>>, caller: Caller, QueryParams(q):
     Ok(Json(ListOut { data: matching.iter().take(limit).map(SubscriptionOut::from).collect(), next_cursor: next }))
 }
 
-pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<Json<SubscriptionOut>, ApiError> {
+pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<SubscriptionOut>, ApiError> {
     caller.require(Scope::Read)?;
     Ok(Json(SubscriptionOut::from(&find(&deps, &caller, &id).await?)))
 }
@@ -204,7 +204,7 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<S
 pub async fn update(
     State(deps): State<Arc<Deps>>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(patch): JsonBody<SubscriptionPatch>,
 ) -> Result<Json<SubscriptionOut>, ApiError> {
     caller.require(Scope::Write)?;
@@ -248,7 +248,7 @@ pub async fn update(
 }
 
 /// Soft delete: `active = false`; it gets no deliveries and can be restored.
-pub async fn delete(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Delete)?;
     let mut sub = find(&deps, &caller, &id).await?;
     if sub.active {
@@ -259,7 +259,7 @@ pub async fn delete(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Pat
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<Json<SubscriptionOut>, ApiError> {
+pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<SubscriptionOut>, ApiError> {
     caller.require(Scope::Write)?;
     let mut sub = find(&deps, &caller, &id).await?;
     if !sub.active {
@@ -272,7 +272,7 @@ pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Pa
 }
 
 /// A new secret; the previous one keeps signing (alongside) for the configured overlap.
-pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, Path(id): Path<String>) -> Result<Json<RotatedOut>, ApiError> {
+pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<RotatedOut>, ApiError> {
     caller.require(Scope::Write)?;
     let mut sub = find(&deps, &caller, &id).await?;
     let now = OffsetDateTime::now_utc();

@@ -70,6 +70,8 @@ impl HttpSender {
     pub fn new(timeout: Duration, allow_http: bool, allow_private: bool) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the SSRF-guarded resolver.
+            .no_proxy()
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .timeout(timeout)
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
