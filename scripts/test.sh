@@ -28,6 +28,9 @@ scripts/interop-setup.sh
 step "cargo test (unit, adapter, end-to-end)"
 cargo test --workspace --locked
 
+step "API fuzzing (Schemathesis against shared/data/openapi.json)"
+scripts/api-fuzz.sh
+
 step "OpenAPI document: validate (openapi-spec-validator)"
 if [[ ! -x .tools/oas-venv/bin/openapi-spec-validator ]]; then
     mkdir -p .tools
