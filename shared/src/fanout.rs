@@ -125,9 +125,12 @@ async fn reject(body: &str, message_id: &str, rejection: Rejection, deps: &Deps)
 
 /// Per warm process: each tenant's known-ness and subscriptions, reused for a short TTL so a
 /// burst of events for one tenant costs one Query.
+/// When a tenant's subscriptions were loaded, and the list.
+type CacheEntry = (Instant, Arc<Vec<Subscription>>);
+
 pub struct SubscriptionCache {
     ttl: Duration,
-    entries: Mutex<HashMap<TenantId, (Instant, Arc<Vec<Subscription>>)>>,
+    entries: Mutex<HashMap<TenantId, CacheEntry>>,
 }
 
 impl SubscriptionCache {
@@ -174,8 +177,8 @@ pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<
     let matching: Vec<&Subscription> = subs.iter().filter(|s| s.wants(&event.event_type)).collect();
     // Boxed as `Send` futures: a borrowing closure inside the stream trips rustc's higher-ranked
     // Send inference when the caller spawns the handler.
-    let creates: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<DeliveryTask>, StoreError>> + Send + '_>>> =
-        matching.iter().map(|sub| Box::pin(create_delivery(event, sub, now, expires_at, redelivered, deps)) as _).collect();
+    type Create<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<DeliveryTask>, StoreError>> + Send + 'a>>;
+    let creates: Vec<Create<'_>> = matching.iter().map(|sub| Box::pin(create_delivery(event, sub, now, expires_at, redelivered, deps)) as _).collect();
     let created = futures::stream::iter(creates)
         .buffer_unordered(CREATE_CONCURRENCY)
         .collect::<Vec<_>>()
@@ -204,7 +207,7 @@ async fn create_delivery(
         ),
         Created::Existed => false,
     };
-    Ok(enqueue.then(|| DeliveryTask::Deliver {
+    Ok(enqueue.then_some(DeliveryTask::Deliver {
         delivery_id: delivery.delivery_id,
         tenant_id: delivery.tenant_id,
         subscription_id: delivery.subscription_id,

@@ -86,10 +86,11 @@ async fn handle(State((inner, p)): State<(Arc<Mutex<Inner>>, Profile)>, headers:
     }
     let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut g = inner.lock().unwrap();
-    if g.processed.contains_key(&id) {
-        g.duplicates += 1;
-    } else {
-        g.processed.insert(id, Instant::now());
+    match g.processed.entry(id) {
+        std::collections::hash_map::Entry::Occupied(_) => g.duplicates += 1,
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(Instant::now());
+        }
     }
     StatusCode::OK
 }
