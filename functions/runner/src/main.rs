@@ -3,6 +3,7 @@
 //! ```text
 //! webhooks-local serve [--port N]                      API on 127.0.0.1:N + queue pollers
 //! webhooks-local create-key --tenant T [--scopes S,..]  prints a new API key once
+//! webhooks-local revoke-key --tenant T --key-id key_…   revokes one of the tenant's keys
 //! webhooks-local publish '<event JSON>'                 sends an event to the event queue, as upstream would
 //! ```
 //! Configuration comes from the same environment variables the Lambda functions read, plus the
@@ -12,7 +13,7 @@ use shared::model::Scope;
 use shared::{ids::TenantId, Config};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin] | publish '<event JSON>'";
+const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin] | revoke-key --tenant T --key-id key_... | publish '<event JSON>'";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
@@ -72,6 +73,34 @@ async fn main() -> ExitCode {
                 Ok((key, record)) => {
                     eprintln!("created {} for tenant {tenant}; the key is shown once:", record.key_id);
                     println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("webhooks-local: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("revoke-key") => {
+            let (Some(tenant), Some(key_id)) = (flag(&args, "--tenant").as_deref().and_then(TenantId::parse), flag(&args, "--key-id")) else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            let deps = shared::Deps::aws(&sdk, config);
+            let keys = match deps.api_keys.list_for_tenant(&tenant).await {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("webhooks-local: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(key) = keys.iter().find(|k| k.key_id.as_str() == key_id) else {
+                eprintln!("webhooks-local: tenant {tenant} has no key {key_id}");
+                return ExitCode::FAILURE;
+            };
+            match deps.api_keys.delete(&key.key_hash).await {
+                Ok(()) => {
+                    println!("revoked {key_id}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
