@@ -26,6 +26,8 @@ step "Interop verifiers (standardwebhooks from PyPI and npm)"
 scripts/interop-setup.sh
 
 step "cargo test (unit, adapter, end-to-end)"
+# The operator test runs the runner binary itself; `cargo test` builds only test harnesses.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked
 
 step "API fuzzing (Schemathesis against shared/data/openapi.json)"
