@@ -171,7 +171,7 @@ cargo build --locked -p runner --bin webhooks-local
 
 # The runner's HTTP(S) proxy: a sink on an OS-chosen loopback port that logs each request line
 # (`CONNECT host:443 ...`) and closes the connection, so every delivery attempt fails at once,
-# on 127.0.0.1. reqwest (the delivery client) honours HTTPS_PROXY/HTTP_PROXY; the check after
+# on 127.0.0.1. The delivery client ignores ambient proxies but takes DELIVERY_PROXY; the check after
 # the seed below makes sure it still does before anything is fuzzed.
 "$VENV/bin/python" - "$OUT/proxy.port" "$OUT/proxy.log" <<'PY' &
 import os, socket, sys
@@ -203,7 +203,7 @@ start_runner() {
     PORT="$(free_port "$1")" || die "no free port from $1"
     BASE_URL="http://127.0.0.1:$PORT"
     log "starting $BIN serve --port $PORT"
-    HTTPS_PROXY="$PROXY" HTTP_PROXY="$PROXY" ALL_PROXY="$PROXY" NO_PROXY="127.0.0.1,localhost" NO_COLOR=1 \
+    DELIVERY_PROXY="$PROXY" HTTPS_PROXY="$PROXY" HTTP_PROXY="$PROXY" ALL_PROXY="$PROXY" NO_PROXY="127.0.0.1,localhost" NO_COLOR=1 \
         "$BIN" serve --port "$PORT" >"$OUT/runner.log" 2>&1 &
     RUNNER_PID=$!
     local deadline=$((SECONDS + READY_TIMEOUT))

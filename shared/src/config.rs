@@ -34,6 +34,9 @@ pub struct Config {
     pub disable_after: Duration,
     /// How long the previous secret keeps signing after a rotation.
     pub secret_overlap: Duration,
+    /// Send every delivery through this HTTP proxy (testing only: the API fuzzer's local sink).
+    /// Unset, deliveries ignore the ambient proxy variables, which would bypass the SSRF resolver.
+    pub delivery_proxy: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -84,6 +87,7 @@ impl Config {
             min_throttle_delay: Duration::from_secs(number("MIN_THROTTLE_DELAY_SECS", 60)?),
             disable_after: Duration::from_secs(number("DISABLE_AFTER_SECS", 5 * 86_400)?),
             secret_overlap: Duration::from_secs(number("SECRET_OVERLAP_SECS", 86_400)?),
+            delivery_proxy: get("DELIVERY_PROXY").filter(|v| !v.is_empty()),
         })
     }
 }

@@ -60,7 +60,7 @@ impl Deps {
 }
 
 fn sender(config: &Config) -> HttpSender {
-    HttpSender::new(config.delivery_timeout, config.allow_http, config.allow_private_targets)
+    HttpSender::new(config.delivery_timeout, config.allow_http, config.allow_private_targets).with_proxy(config.delivery_proxy.as_deref())
 }
 
 /// Loads the AWS SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL` when set,

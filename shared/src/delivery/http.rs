@@ -64,21 +64,32 @@ pub struct HttpSender {
     client: reqwest::Client,
     allow_http: bool,
     allow_private: bool,
+    timeout: Duration,
 }
 
 impl HttpSender {
     pub fn new(timeout: Duration, allow_http: bool, allow_private: bool) -> Self {
-        let client = reqwest::Client::builder()
+        let mut sender = Self { client: reqwest::Client::new(), allow_http, allow_private, timeout };
+        sender.client = sender.builder().no_proxy().build().expect("static reqwest configuration is valid");
+        sender
+    }
+
+    fn builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve names itself, past the SSRF-guarded resolver.
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .timeout(timeout)
-            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+            .connect_timeout(Duration::from_secs(5).min(self.timeout))
+            .timeout(self.timeout)
+            .dns_resolver(Arc::new(GuardedResolver { allow_private: self.allow_private }))
             .user_agent(concat!("webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("static reqwest configuration is valid");
-        Self { client, allow_http, allow_private }
+    }
+
+    /// Routes every delivery through `proxy` (testing only; see `Config::delivery_proxy`).
+    pub fn with_proxy(mut self, proxy: Option<&str>) -> Self {
+        if let Some(url) = proxy {
+            let proxy = reqwest::Proxy::all(url).expect("DELIVERY_PROXY is a proxy URL");
+            self.client = self.builder().proxy(proxy).build().expect("static reqwest configuration is valid");
+        }
+        self
     }
 
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Vec<u8>) -> DeliveryOutcome {
