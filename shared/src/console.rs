@@ -12,6 +12,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("", "text/html; charset=utf-8", include_str!("../console/index.html")),
     ("/", "text/html; charset=utf-8", include_str!("../console/index.html")),
     ("/app.js", "text/javascript; charset=utf-8", include_str!("../console/app.js")),
+    ("/api.js", "text/javascript; charset=utf-8", include_str!("../console/api.js")),
+    ("/dom.js", "text/javascript; charset=utf-8", include_str!("../console/dom.js")),
+    ("/subscriptions.js", "text/javascript; charset=utf-8", include_str!("../console/subscriptions.js")),
+    ("/deliveries.js", "text/javascript; charset=utf-8", include_str!("../console/deliveries.js")),
+    ("/catalogue.js", "text/javascript; charset=utf-8", include_str!("../console/catalogue.js")),
     ("/app.css", "text/css; charset=utf-8", include_str!("../console/app.css")),
 ];
 

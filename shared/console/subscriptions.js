@@ -1,0 +1,210 @@
+// Subscriptions: the list, the create/edit form, the secret (shown once), rotation, delete/restore.
+import { api, qs, eventTypes } from './api.js';
+import { h, enc, time, field, group, showError, clearErrors, busy, announce, copyButton, table, loadMore, flash, takeFlash, nextId } from './dom.js';
+
+export function statusBadge(s) {
+  if (!s.active) return h('span', { class: 'badge muted' }, 'Deleted');
+  if (s.enabled) return h('span', { class: 'badge ok' }, 'Enabled');
+  return h('span', {}, h('span', { class: 'badge bad' }, 'Disabled'), s.disabled_reason && h('span', { class: 'reason' }, ` ${s.disabled_reason}`));
+}
+
+export async function subscriptionList() {
+  const page = await api('GET', `/subscriptions${qs({ limit: 50 })}`);
+  const row = (s) => [
+    h('div', {}, h('a', { href: `#/subscriptions/${enc(s.id)}/deliveries` }, s.name || s.url), s.name && h('div', { class: 'muted url' }, s.url)),
+    statusBadge(s),
+    String(s.failure_count),
+    time(s.last_delivered_at, 'never'),
+    h('a', { href: `#/subscriptions/${enc(s.id)}/edit`, 'aria-label': `Edit ${s.name || s.url}` }, 'Edit'),
+  ];
+  const t = table('Your subscriptions', ['Endpoint', 'Status', 'Failures', 'Last delivered', 'Actions'], page.data.map(row));
+  const more = loadMore(page.next_cursor, async (cursor) => {
+    const next = await api('GET', `/subscriptions${qs({ limit: 50, cursor })}`);
+    t.add(next.data.map(row));
+    return next.next_cursor;
+  }, t.tbody);
+  return h('section', {},
+    h('div', { class: 'head' }, h('h1', {}, 'Subscriptions'), h('a', { class: 'button', href: '#/subscriptions/new' }, 'New subscription')),
+    takeFlash(),
+    page.data.length ? [t.el, more] : h('p', { class: 'empty' }, 'No subscriptions yet. Create one to start receiving webhooks.'));
+}
+
+/** The signing secret, shown once, with a copy button. */
+function secretBox(title, secret, ...extra) {
+  return h('div', { class: 'card secret-box' }, h('h2', {}, title),
+    h('p', {}, 'Shown only this once: copy it now and keep it where your receiver can read it. It signs every delivery (the webhook-signature header).'),
+    h('div', { class: 'secret-row' }, h('code', { class: 'secret', 'aria-label': 'Signing secret' }, secret), copyButton(() => secret, 'Copy secret')), ...extra);
+}
+
+/** Checkboxes for `*`, each `group.*` and each catalogue type; patterns not in the catalogue are kept. */
+function eventPicker(types, selected) {
+  const groups = new Map([['*', ['*']]]);
+  for (const { name } of types) {
+    const g = name.split('.')[0];
+    if (!groups.has(g)) groups.set(g, [`${g}.*`]);
+    groups.get(g).push(name);
+  }
+  const known = [...groups.values()].flat();
+  const extra = selected.filter((e) => !known.includes(e));
+  if (extra.length) groups.set('other', extra);
+  const boxes = [];
+  const box = (value, i) => {
+    const cb = h('input', { type: 'checkbox', name: 'events', value, checked: selected.includes(value), id: nextId('ev') });
+    boxes.push(cb);
+    const label = value === '*' ? 'All events (*)' : value.endsWith('.*') && i === 0 ? `All ${value}` : value;
+    return h('label', { class: `check${i && !value.endsWith('*') ? ' indent' : ''}`, for: cb.id }, cb, ' ', h('code', {}, label));
+  };
+  const el = group('Events', 'events',
+    h('p', { class: 'hint' }, 'Which event types this endpoint receives. See the Event types page for their payloads.'),
+    h('div', { class: 'event-groups' }, [...groups.values()].map((names) => h('div', { class: 'event-group' }, names.map(box)))));
+  return { el, value: () => boxes.filter((b) => b.checked).map((b) => b.value) };
+}
+
+/** Custom headers. Values are write-only: when editing, any change re-sends (and replaces) them all. */
+function headerEditor(existing, editing) {
+  let dirty = false;
+  const rows = h('div', { class: 'header-rows' });
+  const add = (name = '') => {
+    const n = h('input', { value: name, 'aria-label': 'Custom header name', placeholder: 'X-Team', autocomplete: 'off' });
+    const v = h('input', { 'aria-label': 'Custom header value', placeholder: name ? 'unchanged (hidden)' : 'value', autocomplete: 'off' });
+    const row = h('div', { class: 'header-row' }, n, v, h('button', { type: 'button', class: 'secondary', 'aria-label': 'Remove this header', onclick: () => {
+      row.remove(); dirty = true; addButton.focus();
+    } }, 'Remove'));
+    rows.append(row);
+    return n;
+  };
+  Object.keys(existing).forEach((name) => add(name));
+  rows.addEventListener('input', () => { dirty = true; });
+  const addButton = h('button', { type: 'button', class: 'secondary', onclick: () => { dirty = true; add().focus(); } }, 'Add header');
+  const el = group('Custom headers', 'headers',
+    h('p', { class: 'hint' }, editing && Object.keys(existing).length ? 'Values are never shown. To change headers, enter every value again.' : 'Sent with every delivery (at most 20).'),
+    rows, addButton);
+  const value = () => {
+    if (editing && !dirty) return undefined;
+    const out = {};
+    for (const row of rows.children) {
+      const [n, v] = row.querySelectorAll('input');
+      if (!n.value.trim() && !v.value) continue;
+      if (editing && !v.value) throw { field: `headers.${n.value.trim()}`, message: 'enter its value again (header values are never shown, and saving replaces all headers)' };
+      out[n.value.trim()] = v.value;
+    }
+    return out;
+  };
+  return { el, value };
+}
+
+/** Endpoint auth: none, HTTP Basic or an API-key header. Credentials are write-only. */
+function authEditor(current, editing) {
+  let dirty = false;
+  const kinds = [['none', 'None'], ['basic', 'HTTP Basic'], ['api_key', 'API key header']];
+  const name = nextId('auth');
+  const radios = kinds.map(([value]) => h('input', { type: 'radio', name, value, checked: current.type === value, id: nextId('r') }));
+  const hidden = editing ? 'unchanged (hidden)' : '';
+  const inputs = {
+    username: h('input', { value: current.username || '', autocomplete: 'off' }),
+    password: h('input', { type: 'password', autocomplete: 'new-password', placeholder: current.type === 'basic' ? hidden : '' }),
+    header: h('input', { value: current.header || '', placeholder: 'X-Api-Key', autocomplete: 'off' }),
+    value: h('input', { type: 'password', autocomplete: 'new-password', placeholder: current.type === 'api_key' ? hidden : '' }),
+  };
+  const panels = {
+    none: null,
+    basic: h('div', { class: 'sub-fields' }, field('Username', inputs.username, { field: 'auth.username' }), field('Password', inputs.password, { field: 'auth.password' })),
+    api_key: h('div', { class: 'sub-fields' }, field('Header name', inputs.header, { field: 'auth.header' }), field('Key value', inputs.value, { field: 'auth.value' })),
+  };
+  const type = () => radios.find((r) => r.checked)?.value || 'none';
+  const sync = () => Object.entries(panels).forEach(([k, p]) => p && (p.hidden = k !== type()));
+  const el = group('Endpoint authentication', 'auth',
+    h('div', { class: 'radios' }, kinds.map(([, label], i) => h('label', { class: 'check', for: radios[i].id }, radios[i], ` ${label}`))),
+    panels.basic, panels.api_key);
+  el.addEventListener('input', () => { dirty = true; sync(); });
+  el.addEventListener('change', sync);
+  sync();
+  const value = () => {
+    if (editing && !dirty) return undefined;
+    const t = type();
+    const secret = { basic: 'password', api_key: 'value' }[t];
+    if (editing && secret && !inputs[secret].value) throw { field: `auth.${secret}`, message: 'enter it again (credentials are never shown)' };
+    if (t === 'basic') return { type: t, username: inputs.username.value, password: inputs.password.value };
+    if (t === 'api_key') return { type: t, header: inputs.header.value.trim(), value: inputs.value.value };
+    return { type: 'none' };
+  };
+  return { el, value };
+}
+
+export async function subscriptionForm({ params: [id] }) {
+  const [types, sub] = await Promise.all([eventTypes(), id ? api('GET', `/subscriptions/${enc(id)}`) : null]);
+  const s = sub || { url: '', name: '', description: '', events: ['*'], enabled: true, headers: {}, auth: { type: 'none' }, active: true };
+  const url = h('input', { name: 'url', type: 'url', value: s.url, required: true, placeholder: 'https://example.com/webhooks', autocomplete: 'off' });
+  const name = h('input', { name: 'name', value: s.name || '', maxlength: '128' });
+  const description = h('textarea', { name: 'description', rows: '2', maxlength: '1024', value: s.description || '' });
+  const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: s.enabled, id: nextId('en') });
+  const events = eventPicker(types, s.events);
+  const headers = headerEditor(s.headers, !!sub);
+  const auth = authEditor(s.auth, !!sub);
+  const submit = h('button', { type: 'submit' }, sub ? 'Save changes' : 'Create subscription');
+  const cancel = sub ? `#/subscriptions/${enc(sub.id)}/deliveries` : '#/subscriptions';
+  const form = h('form', { novalidate: true, class: 'card' },
+    field('Endpoint URL', url, { hint: 'Where deliveries are POSTed: an https:// URL your receiver listens on.' }),
+    field('Name (optional)', name), field('Description (optional)', description),
+    events.el, headers.el, auth.el,
+    h('div', { class: 'field', 'data-field': 'enabled' }, h('label', { class: 'check', for: enabled.id }, enabled, ' Enabled (deliver events to this endpoint)'), h('p', { class: 'field-error', hidden: true })),
+    h('div', { class: 'actions' }, submit, h('a', { href: cancel, class: 'button secondary' }, 'Cancel')));
+  const section = h('section', {}, h('h1', {}, sub ? `Edit ${sub.name || 'subscription'}` : 'New subscription'), form);
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    let body;
+    try {
+      const ev = events.value();
+      if (!ev.length) throw { field: 'events', message: 'Pick at least one event type (or All events).' };
+      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
+      if (!sub) for (const k of Object.keys(body)) if (body[k] == null) delete body[k];
+    } catch (err) {
+      return showError(form, err);
+    }
+    try {
+      const out = await busy(submit, sub ? 'Saving…' : 'Creating…', () => (sub ? api('PATCH', `/subscriptions/${enc(sub.id)}`, body) : api('POST', '/subscriptions', body)));
+      if (sub) {
+        flash('Changes saved.');
+        location.hash = `#/subscriptions/${enc(sub.id)}/deliveries`;
+        return;
+      }
+      const h1 = h('h1', { tabindex: '-1' }, 'Subscription created');
+      section.replaceChildren(h1, secretBox('Signing secret', out.secret),
+        h('p', { class: 'actions' }, h('a', { class: 'button', href: `#/subscriptions/${enc(out.id)}/deliveries` }, 'Go to its deliveries'), h('a', { class: 'button secondary', href: '#/subscriptions' }, 'Back to subscriptions')));
+      document.title = 'Subscription created · Webhooks console';
+      h1.focus();
+      announce('Subscription created. Its signing secret is shown once.');
+    } catch (err) {
+      showError(form, err);
+    }
+  });
+  if (sub) section.append(manage(sub));
+  return section;
+}
+
+/** Rotate the secret; delete or restore. */
+function manage(sub) {
+  const box = h('div', {});
+  const rotate = h('button', { type: 'button', class: 'secondary', onclick: async () => {
+    if (!confirm('Rotate the signing secret? The current one keeps signing alongside the new one for 24 hours.')) return;
+    try {
+      const out = await busy(rotate, 'Rotating…', () => api('POST', `/subscriptions/${enc(sub.id)}/rotate-secret`));
+      const shown = secretBox('New signing secret', out.secret, h('p', {}, 'The previous secret also signs deliveries until ', time(out.previous_secret_expires_at), '.'));
+      box.replaceChildren(shown);
+      shown.querySelector('h2').tabIndex = -1;
+      shown.querySelector('h2').focus();
+    } catch (err) { showError(danger, err); }
+  } }, 'Rotate secret');
+  const remove = h('button', { type: 'button', class: sub.active ? 'danger' : 'secondary', onclick: async () => {
+    if (sub.active && !confirm('Delete this subscription? It stops receiving events; you can restore it later.')) return;
+    try {
+      await busy(remove, sub.active ? 'Deleting…' : 'Restoring…', () => (sub.active ? api('DELETE', `/subscriptions/${enc(sub.id)}`) : api('POST', `/subscriptions/${enc(sub.id)}/restore`)));
+      flash(sub.active ? 'Subscription deleted. You can restore it from its Edit page.' : 'Subscription restored.');
+      location.hash = '#/subscriptions';
+    } catch (err) { showError(danger, err); }
+  } }, sub.active ? 'Delete subscription' : 'Restore subscription');
+  const danger = h('div', { class: 'card' }, h('h2', {}, 'Secret and lifecycle'), h('div', { class: 'actions' }, rotate, remove), box);
+  return danger;
+}
