@@ -35,6 +35,7 @@ KEY="$("$ROOT/target/debug/webhooks-local" create-key --tenant "$TENANT" 2>/dev/
 cat <<MSG
 
   Webhook service running locally
+    Console:      http://127.0.0.1:$API_PORT/console/   (sign in with the API key below)
     API:          http://127.0.0.1:$API_PORT   (routes under /v1)
     API key:      $KEY   (tenant $TENANT, all scopes)
     Event queue:  $EVENTS_QUEUE_URL

@@ -30,6 +30,9 @@ step "cargo test (unit, adapter, end-to-end)"
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
 
+step "Web console: browser test (headless Chromium)"
+SCREENSHOT_DIR="$ROOT/target/console-screenshots" scripts/browser-test.sh
+
 step "API fuzzing (Schemathesis against shared/data/openapi.json)"
 scripts/api-fuzz.sh
 
