@@ -28,8 +28,47 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Conditional delivery writes in flight at once for one event.
 const CREATE_CONCURRENCY: usize = 16;
 
+/// Handles a batch of upstream events: each is parsed, matched and its deliveries created
+/// concurrently; then the delivery tasks of the whole batch are enqueued together (10 per
+/// `SendMessageBatch`, so ten events of one subscription each cost one call, not ten). An event
+/// whose tasks could not all be enqueued is a batch item failure: SQS hands it back, and its
+/// second run enqueues again the deliveries that were never attempted.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
-    sqs_batch::process(event, |msg| handle_message(msg, deps)).await
+    let work = event.records.into_iter().map(|msg| {
+        let id = msg.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("message", message_id = %id);
+        async move { (id, handle_message(msg, deps).instrument(span).await) }
+    });
+    let results = futures::future::join_all(work).await;
+
+    let mut acks = Vec::with_capacity(results.len());
+    let mut tasks = Vec::new();
+    let mut owners = Vec::new(); // tasks[i] belongs to results[owners[i]]
+    for (i, (id, outcome)) in results.into_iter().enumerate() {
+        match outcome {
+            Outcome::Ack(ack) => acks.push((id, ack)),
+            Outcome::Enqueue(mine) => {
+                owners.extend(std::iter::repeat(i).take(mine.len()));
+                tasks.extend(mine);
+                acks.push((id, Ack::Done));
+            }
+        }
+    }
+    for failed in enqueue_batch(deps, &tasks).await {
+        let (id, ack) = &mut acks[owners[failed]];
+        if *ack == Ack::Done {
+            tracing::error!(message_id = %id, "delivery tasks not enqueued; event will be retried");
+        }
+        *ack = Ack::Retry;
+    }
+    sqs_batch::response(acks)
+}
+
+/// What one upstream message came to: acknowledged (or to retry) as it is, or done once its
+/// delivery tasks are on the queue.
+enum Outcome {
+    Ack(Ack),
+    Enqueue(Vec<DeliveryTask>),
 }
 
 /// Why an event is refused. It goes to the event DLQ with `code(): detail` as its `reason`.
@@ -80,30 +119,30 @@ pub enum FanoutError {
     Store(#[from] StoreError),
 }
 
-async fn handle_message(msg: SqsMessage, deps: &Deps) -> Ack {
+async fn handle_message(msg: SqsMessage, deps: &Deps) -> Outcome {
     let body = msg.body.as_deref().unwrap_or_default();
     let message_id = msg.message_id.as_deref().unwrap_or_default();
     let event = match parse_event(body) {
         Ok(e) => e,
-        Err(rejection) => return reject(body, message_id, rejection, deps).await,
+        Err(rejection) => return Outcome::Ack(reject(body, message_id, rejection, deps).await),
     };
     let span = tracing::info_span!("fanout", tenant = %event.tenant_id, event_id = %event.event_id, event_type = %event.event_type);
     let redelivered = msg.attributes.get("ApproximateReceiveCount").is_some_and(|c| c != "1");
-    let result = fan_out(&event, redelivered, deps).instrument(span.clone()).await;
+    let result = create_deliveries(&event, redelivered, deps).instrument(span.clone()).await;
     match result {
-        Ok(matched) => {
+        Ok((matched, tasks)) => {
             span.in_scope(|| tracing::info!(matched, "fanned out"));
             metrics::emit(
                 "fanout",
                 &[Metric { name: "Matched", value: matched as f64, unit: "Count" }],
                 &[("tenant", json!(event.tenant_id)), ("event_id", json!(event.event_id)), ("event_type", json!(event.event_type))],
             );
-            Ack::Done
+            Outcome::Enqueue(tasks)
         }
-        Err(FanoutError::Rejected(rejection)) => reject(body, message_id, rejection, deps).instrument(span).await,
+        Err(FanoutError::Rejected(rejection)) => Outcome::Ack(reject(body, message_id, rejection, deps).instrument(span).await),
         Err(FanoutError::Store(e)) => {
             span.in_scope(|| tracing::error!(error = %e, "fan-out failed; event will be retried"));
-            Ack::Retry
+            Outcome::Ack(Ack::Retry)
         }
     }
 }
@@ -160,11 +199,19 @@ impl SubscriptionCache {
 }
 
 /// Creates and enqueues the deliveries of one event; returns how many subscriptions matched.
+pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<usize, FanoutError> {
+    let (matched, tasks) = create_deliveries(event, redelivered, deps).await?;
+    enqueue_all(deps, &tasks).await?;
+    Ok(matched)
+}
+
+/// Stores the event and creates its deliveries; returns how many subscriptions matched and the
+/// tasks to enqueue.
 ///
 /// A delivery that already exists is enqueued again only when `redelivered` (SQS handed us this
 /// message before, so an earlier run may have stopped between creating it and enqueuing it) and it
 /// was never attempted. The same event published twice by upstream enqueues nothing new.
-pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<usize, FanoutError> {
+async fn create_deliveries(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<(usize, Vec<DeliveryTask>), FanoutError> {
     let subs = deps
         .subscription_cache
         .get(&event.tenant_id, deps.tenants.as_ref(), deps.subscriptions.as_ref())
@@ -184,8 +231,7 @@ pub async fn fan_out(event: &EventIn, redelivered: bool, deps: &Deps) -> Result<
         .collect::<Vec<_>>()
         .await;
     let tasks: Vec<DeliveryTask> = created.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
-    enqueue_all(deps, &tasks).await?;
-    Ok(matching.len())
+    Ok((matching.len(), tasks))
 }
 
 /// Creates one delivery; returns its task if it must be enqueued.
@@ -216,6 +262,22 @@ async fn create_delivery(
     }))
 }
 
+/// Enqueues tasks, retrying once the entries SQS refused; returns the indices of those still not
+/// enqueued (all of them after an error of the call itself).
+async fn enqueue_batch(deps: &Deps, tasks: &[DeliveryTask]) -> Vec<usize> {
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    match enqueue_all(deps, tasks).await {
+        Ok(()) => Vec::new(),
+        Err(StoreError::Unsent(indices)) => indices,
+        Err(e) => {
+            tracing::error!(error = %e, tasks = tasks.len(), "cannot enqueue delivery tasks");
+            (0..tasks.len()).collect()
+        }
+    }
+}
+
 /// Enqueues tasks, retrying once the entries SQS refused; an error if some still fail.
 pub async fn enqueue_all(deps: &Deps, tasks: &[DeliveryTask]) -> Result<(), StoreError> {
     let failed = deps.queues.enqueue_deliveries(tasks).await?;
@@ -225,7 +287,7 @@ pub async fn enqueue_all(deps: &Deps, tasks: &[DeliveryTask]) -> Result<(), Stor
     let again: Vec<_> = failed.iter().map(|&i| tasks[i].clone()).collect();
     let still = deps.queues.enqueue_deliveries(&again).await?;
     if !still.is_empty() {
-        return Err(StoreError::Partial(format!("{} delivery tasks could not be enqueued", still.len())));
+        return Err(StoreError::Unsent(still.iter().map(|&j| failed[j]).collect()));
     }
     Ok(())
 }
@@ -328,6 +390,63 @@ pub(crate) mod tests {
         let reasons: Vec<_> = dead.iter().map(|(_, r)| r.split(':').next().unwrap().to_owned()).collect();
         assert_eq!(reasons, vec!["not_json", "invalid_envelope", "unknown_tenant"]);
         assert_eq!(queues.deliveries.lock().unwrap().len(), 1);
+    }
+
+    fn batch_of(events: &[EventIn]) -> SqsEvent {
+        let mut batch = SqsEvent::default();
+        for (i, e) in events.iter().enumerate() {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(serde_json::to_string(e).unwrap());
+            batch.records.push(m);
+        }
+        batch
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_events_enqueues_its_tasks_together() {
+        // GIVEN one subscription and a batch of ten events
+        let (deps, queues) = Deps::memory(config(&[]));
+        tenant(&deps, "acme").await;
+        subscribe(&deps, "acme", URL, &["*"], true).await;
+        let events: Vec<EventIn> = (0..10).map(|i| event(&format!("b{i}"), "a.b")).collect();
+
+        // WHEN the batch is handled
+        let resp = handle_batch(batch_of(&events), &deps).await;
+
+        // THEN the ten tasks went out in one SendMessageBatch, not ten
+        assert!(resp.batch_item_failures.is_empty());
+        assert_eq!(*queues.batches.lock().unwrap(), vec![10]);
+        assert_eq!(queues.deliveries.lock().unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn only_the_events_whose_tasks_were_not_enqueued_are_retried() {
+        // GIVEN two subscriptions, one whose tasks SQS keeps refusing
+        let (deps, queues) = Deps::memory(config(&[]));
+        tenant(&deps, "acme").await;
+        subscribe(&deps, "acme", URL, &["a.*"], true).await;
+        let refused = subscribe(&deps, "acme", URL, &["x.*"], true).await;
+        *queues.refuse.lock().unwrap() = Some(refused.subscription_id.clone());
+
+        // WHEN a batch has events for each, and one for both
+        let events = [event("r0", "a.b"), event("r1", "x.y"), event("r2", "a.c"), event("r3", "x.z")];
+        let resp = handle_batch(batch_of(&events), &deps).await;
+
+        // THEN the events with refused tasks are the batch item failures, the others are done
+        let mut failed: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        failed.sort();
+        assert_eq!(failed, ["m1", "m3"]);
+        assert_eq!(queues.deliveries.lock().unwrap().len(), 2);
+
+        // AND once SQS takes them, their redelivery enqueues the never-attempted deliveries
+        *queues.refuse.lock().unwrap() = None;
+        let mut again = batch_of(&[events[1].clone(), events[3].clone()]);
+        for m in &mut again.records {
+            m.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+        }
+        assert!(handle_batch(again, &deps).await.batch_item_failures.is_empty());
+        assert_eq!(queues.deliveries.lock().unwrap().len(), 4);
     }
 
     #[tokio::test]

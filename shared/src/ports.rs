@@ -23,9 +23,9 @@ pub enum StoreError {
     },
     #[error("stored item is unreadable: {0}")]
     Corrupt(String),
-    /// Part of a batch operation kept failing.
-    #[error("{0}")]
-    Partial(String),
+    /// Some entries of a batch send kept failing: their indices.
+    #[error("{} delivery tasks could not be enqueued", .0.len())]
+    Unsent(Vec<usize>),
 }
 
 impl StoreError {

@@ -25,9 +25,13 @@ where
         let fut = handle(msg).instrument(span);
         async move { (id, fut.await) }
     });
-    let results = futures::future::join_all(work).await;
+    response(futures::future::join_all(work).await)
+}
+
+/// The batch response naming the messages to retry.
+pub fn response(acks: impl IntoIterator<Item = (String, Ack)>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    for (id, ack) in results {
+    for (id, ack) in acks {
         if ack == Ack::Retry {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;

@@ -212,13 +212,27 @@ pub struct MemoryQueues {
     pub retries: Mutex<Vec<(MessageHandle, Duration)>>,
     pub events: Mutex<Vec<String>>,
     pub dead_events: Mutex<Vec<(String, String)>>,
+    /// Entries per `SendMessageBatch` call that SQS would have received (at most 10 each).
+    pub batches: Mutex<Vec<usize>>,
+    /// Tasks of this subscription are refused, as SQS may refuse single entries of a batch.
+    pub refuse: Mutex<Option<SubscriptionId>>,
 }
 
 #[async_trait]
 impl Queues for MemoryQueues {
     async fn enqueue_deliveries(&self, tasks: &[DeliveryTask]) -> StoreResult<Vec<usize>> {
-        self.deliveries.lock().unwrap().extend_from_slice(tasks);
-        Ok(Vec::new())
+        self.batches.lock().unwrap().extend(tasks.chunks(10).map(<[_]>::len));
+        let refuse = self.refuse.lock().unwrap().clone();
+        let mut failed = Vec::new();
+        for (i, task) in tasks.iter().enumerate() {
+            let DeliveryTask::Deliver { subscription_id, .. } = task;
+            if refuse.as_ref() == Some(subscription_id) {
+                failed.push(i);
+            } else {
+                self.deliveries.lock().unwrap().push(task.clone());
+            }
+        }
+        Ok(failed)
     }
 
     async fn retry_after(&self, handle: &MessageHandle, delay: Duration) -> StoreResult<()> {
