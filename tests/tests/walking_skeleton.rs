@@ -8,13 +8,25 @@ use e2e::{eventually, StackOptions, TestStack};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use shared::adapters::dynamodb::DynamoDeliveries;
+use shared::ids::DeliveryId;
+use shared::model::{Attempt, DeliveryStatus, FailureClass};
+use shared::ports::DeliveryStore;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 type Item = HashMap<String, AttributeValue>;
 
-async fn attempts(stack: &TestStack, delivery_id: &str) -> Vec<Item> {
+/// Every attempt of a delivery, as the API lists them: the Attempts items and the clean success
+/// kept on the delivery item.
+async fn attempts(stack: &TestStack, delivery_id: &str) -> Vec<Attempt> {
+    let store = DynamoDeliveries::new(stack.ddb.clone(), &stack.config);
+    store.list_attempts(&DeliveryId::parse(delivery_id).unwrap()).await.expect("list attempts")
+}
+
+/// The items of the Attempts table for a delivery.
+async fn attempt_items(stack: &TestStack, delivery_id: &str) -> Vec<Item> {
     stack
         .ddb
         .query()
@@ -120,14 +132,22 @@ async fn delivers_a_signed_event_and_records_the_attempt() {
     })
     .await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(n(&rows[0], "status_code"), Some(200));
-    assert!(n(&rows[0], "duration_ms").is_some());
-    assert_eq!(n(&rows[0], "attempt"), Some(1));
-    // The delivery row is updated right after the attempt row is written.
-    eventually(DEADLINE, "the delivery to be delivered", || async {
-        (s(&delivery(&stack, &delivery_id).await, "status") == "delivered").then_some(())
-    })
-    .await;
+    assert_eq!(rows[0].status_code, Some(200));
+    assert!(rows[0].duration_ms < 60_000);
+    assert_eq!(rows[0].attempt, 1);
+    // A clean success is kept on the delivery item, in the write that settles it: no Attempts item.
+    let item = delivery(&stack, &delivery_id).await;
+    assert_eq!(s(&item, "status"), "delivered");
+    let inline = item.get("success_attempt").and_then(|v| v.as_m().ok()).expect("the attempt on the delivery item");
+    assert_eq!(n(inline, "status_code"), Some(200));
+    assert!(attempt_items(&stack, &delivery_id).await.is_empty());
+    // A second success (SQS delivers a task at least once) cannot take that place: it becomes an
+    // Attempts item, and both are listed.
+    let store = DynamoDeliveries::new(stack.ddb.clone(), &stack.config);
+    let again = Attempt { attempt: 2, ..rows[0].clone() };
+    store.record_attempt(&again, DeliveryStatus::Delivered).await.expect("record a second success");
+    assert_eq!(attempt_items(&stack, &delivery_id).await.len(), 1);
+    assert_eq!(attempts(&stack, &delivery_id).await.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2]);
 
     // The non-matching subscription got nothing.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -155,9 +175,12 @@ async fn retries_until_the_receiver_recovers() {
     assert_eq!(n(&item, "attempts"), Some(3));
 
     let rows = attempts(&stack, &delivery_id).await;
-    let codes: Vec<_> = rows.iter().map(|r| n(r, "status_code")).collect();
+    let codes: Vec<_> = rows.iter().map(|r| r.status_code).collect();
     assert_eq!(codes, vec![Some(500), Some(500), Some(200)]);
-    assert_eq!(s(&rows[0], "error_class"), "http");
+    assert_eq!(rows.iter().map(|r| r.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(rows[0].error_class, Some(FailureClass::Http));
+    // The failures are Attempts items; the success is on the delivery.
+    assert_eq!(attempt_items(&stack, &delivery_id).await.len(), 2);
 
     // Delivered once: the queue drains and no fourth POST arrives.
     eventually(DEADLINE, "the delivery queue to drain", || async {

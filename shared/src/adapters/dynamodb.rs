@@ -9,7 +9,7 @@ use crate::timefmt;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -313,6 +313,103 @@ fn decode_delivery_cursor(sub: &SubscriptionId, cursor: &str, filter: &DeliveryF
     ]))
 }
 
+/// The attribute of a delivery item that holds its first successful attempt.
+const INLINE_ATTEMPT: &str = "success_attempt";
+/// Largest attempt kept inline, so the delivery item (≈ 400 bytes) stays under the 1 KB of one
+/// write unit.
+const MAX_INLINE_ATTEMPT_BYTES: usize = 560;
+
+/// DynamoDB's item size: attribute names plus values (numbers counted as their text).
+fn item_size(item: &Item) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::M(m) => 3 + item_size(m),
+            AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value(v)).sum::<usize>(),
+            _ => 1,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the delivery does not exist")]
+struct NotFound;
+
+impl DynamoDeliveries {
+    /// Settles the delivery after `attempt`; with `inline`, also stores that attempt on it, on
+    /// condition that it holds none yet. `Conflict` if the condition fails.
+    async fn update_delivery(&self, attempt: &Attempt, status: DeliveryStatus, inline: Option<Item>) -> StoreResult<()> {
+        let now = timefmt::format(time::OffsetDateTime::now_utc());
+        let mut set = "SET #st = :st, attempts = :n, updated_at = :u, last_status_code = :c, last_error_class = :e, last_attempt_at = :a".to_owned();
+        let mut condition = "attribute_exists(delivery_id)".to_owned();
+        let mut req = self.client.update_item();
+        if let Some(item) = inline {
+            set.push_str(", #in = :in");
+            condition.push_str(" AND attribute_not_exists(#in)");
+            req = req.expression_attribute_names("#in", INLINE_ATTEMPT).expression_attribute_values(":in", AttributeValue::M(item));
+        }
+        let res = req
+            .table_name(&self.deliveries_table)
+            .key("delivery_id", s(attempt.delivery_id.as_str()))
+            .update_expression(set)
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":st", av(status)?)
+            .expression_attribute_values(":n", AttributeValue::N(attempt.attempt.to_string()))
+            .expression_attribute_values(":u", s(&now))
+            .expression_attribute_values(":c", av(attempt.status_code)?)
+            .expression_attribute_values(":e", av(attempt.error_class)?)
+            .expression_attribute_values(":a", s(&timefmt::format(attempt.started_at)))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(_) => Err(StoreError::Conflict),
+                other => Err(StoreError::backend("update delivery", other)),
+            },
+        }
+    }
+
+    /// The delivery items for `keys` (index items), in the same order; missing ones are skipped.
+    async fn get_deliveries(&self, keys: Vec<Item>) -> StoreResult<Vec<Delivery>> {
+        let mut found: HashMap<String, Delivery> = HashMap::new();
+        let ids: Vec<String> = keys.iter().filter_map(|k| k.get("delivery_id")?.as_s().ok().cloned()).collect();
+        for chunk in ids.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(|id| HashMap::from([("delivery_id".to_owned(), s(id))])).collect();
+            for round in 0.. {
+                let req = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::backend("build batch get", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.deliveries_table, req)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::backend("batch get deliveries", e.into_service_error()))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.deliveries_table)).unwrap_or_default() {
+                    let d: Delivery = from_item(item)?;
+                    found.insert(d.delivery_id.as_str().to_owned(), d);
+                }
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.deliveries_table)).map(|k| k.keys).unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if round == 8 {
+                    return Err(StoreError::backend("batch get deliveries", NotFound));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << round)).await;
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoDeliveries {
     async fn put_event(&self, event: &StoredEvent) -> StoreResult<Created> {
@@ -333,38 +430,58 @@ impl DeliveryStore for DynamoDeliveries {
         get_one(&self.client, &self.deliveries_table, key, "get delivery").await
     }
 
+    /// A small successful attempt is kept on the delivery item itself (`INLINE_ATTEMPT`), in the
+    /// one UpdateItem that settles the delivery: one write instead of two. Every other attempt,
+    /// and a second success (a resend of a delivered delivery), is an item of the Attempts table.
     async fn record_attempt(&self, attempt: &Attempt, status: DeliveryStatus) -> StoreResult<()> {
+        let item = to_item(attempt)?;
+        if attempt.succeeded() && item_size(&item) <= MAX_INLINE_ATTEMPT_BYTES {
+            match self.update_delivery(attempt, status, Some(item.clone())).await {
+                Err(StoreError::Conflict) => {} // already has one (or is gone): the general path says which
+                done => return done,
+            }
+        }
         self.client
             .put_item()
             .table_name(&self.attempts_table)
-            .set_item(Some(to_item(attempt)?))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| StoreError::backend("put attempt", e.into_service_error()))?;
-        let now = timefmt::format(time::OffsetDateTime::now_utc());
-        self.client
-            .update_item()
-            .table_name(&self.deliveries_table)
-            .key("delivery_id", s(attempt.delivery_id.as_str()))
-            .update_expression(
-                "SET #st = :st, attempts = :n, updated_at = :u, last_status_code = :c, last_error_class = :e, last_attempt_at = :a",
-            )
-            .condition_expression("attribute_exists(delivery_id)")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":st", av(status)?)
-            .expression_attribute_values(":n", AttributeValue::N(attempt.attempt.to_string()))
-            .expression_attribute_values(":u", s(&now))
-            .expression_attribute_values(":c", av(attempt.status_code)?)
-            .expression_attribute_values(":e", av(attempt.error_class)?)
-            .expression_attribute_values(":a", s(&timefmt::format(attempt.started_at)))
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("update delivery", e.into_service_error()))?;
-        Ok(())
+        match self.update_delivery(attempt, status, None).await {
+            Err(StoreError::Conflict) => Err(StoreError::backend("update delivery", NotFound)),
+            done => done,
+        }
     }
 
     async fn list_attempts(&self, id: &DeliveryId) -> StoreResult<Vec<Attempt>> {
-        query_partition(&self.client, &self.attempts_table, None, "delivery_id", id.as_str(), "query attempts").await
+        let key = HashMap::from([("delivery_id".into(), s(id.as_str()))]);
+        let (mut attempts, inline) = tokio::try_join!(
+            query_partition::<Attempt>(&self.client, &self.attempts_table, None, "delivery_id", id.as_str(), "query attempts"),
+            async {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.deliveries_table)
+                    .set_key(Some(key))
+                    .projection_expression(INLINE_ATTEMPT)
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::backend("get inline attempt", e.into_service_error()))?;
+                match out.item.and_then(|mut i| i.remove(INLINE_ATTEMPT)) {
+                    Some(AttributeValue::M(m)) => from_item::<Attempt>(m).map(Some),
+                    _ => Ok(None),
+                }
+            }
+        )?;
+        if let Some(a) = inline {
+            if !attempts.iter().any(|b| b.attempt == a.attempt) {
+                attempts.push(a);
+                attempts.sort_by_key(|a| a.attempt);
+            }
+        }
+        Ok(attempts)
     }
 
     async fn list_deliveries(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Delivery>> {
@@ -392,19 +509,11 @@ impl DeliveryStore for DynamoDeliveries {
             }
             (None, None) => {}
         }
-        let mut filters = Vec::new();
-        let mut names = HashMap::new();
-        if let Some(st) = filter.status {
-            filters.push("#st = :st");
-            names.insert("#st".to_owned(), "status".to_owned());
-            values.insert(":st".into(), av(st)?);
-        }
-        if let Some(t) = &filter.event_type {
-            filters.push("event_type = :et");
-            values.insert(":et".into(), s(t));
-        }
+        let filtered = filter.status.is_some() || filter.event_type.is_some();
+        let wanted = |d: &Delivery| filter.status.is_none_or(|st| d.status == st) && filter.event_type.as_ref().is_none_or(|t| &d.event_type == t);
         let mut items: Vec<Delivery> = Vec::new();
-        // DynamoDB applies Limit before the filter: read pages until one more than asked matched.
+        // The index holds keys only (so that settling a delivery writes no index copy): query a
+        // page of keys, read those deliveries, filter them; until one more than asked matched.
         loop {
             let out = self
                 .client
@@ -412,17 +521,20 @@ impl DeliveryStore for DynamoDeliveries {
                 .table_name(&self.deliveries_table)
                 .index_name("by_subscription")
                 .key_condition_expression(&key_cond)
-                .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
-                .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start.take())
-                .limit(limit as i32 + 1)
+                .limit(if filtered { 100 } else { limit as i32 + 1 })
                 .send()
                 .await
                 .map_err(|e| StoreError::backend("query deliveries", e.into_service_error()))?;
-            for item in out.items.unwrap_or_default() {
-                items.push(from_item(item)?);
+            for d in self.get_deliveries(out.items.unwrap_or_default()).await? {
+                if items.len() > limit {
+                    break;
+                }
+                if wanted(&d) {
+                    items.push(d);
+                }
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() && items.len() <= limit => start = Some(k),
