@@ -258,3 +258,38 @@ async fn api_rejects_bad_requests_with_problem_json() {
         .unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn a_large_event_is_stored_deflated_and_delivered_byte_for_byte() {
+    let stack = TestStack::start(StackOptions::default()).await;
+    let receiver = Receiver::statuses(&[], 200).await;
+    let created = stack.create_subscription(&receiver.url, &["*"]).await;
+    let secret = shared::signing::Secret::parse(created["secret"].as_str().unwrap()).unwrap();
+    let lines: Vec<Value> = (0..120).map(|i| json!({"sku": format!("SKU-{i:05}"), "qty": i % 7, "note": "Café ✓ — naïve"})).collect();
+    let data = json!({"order_id": "ord_77", "lines": lines});
+    stack.publish("evt-large", "order.created", data.clone()).await;
+
+    let got = eventually(DEADLINE, "the POST", || async { receiver.received().into_iter().next() }).await;
+    assert!(got.body.len() > 6_000, "{} bytes", got.body.len());
+    let body: Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(body["data"], data);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    shared::signing::verify(&secret, got.header("webhook-id"), got.header("webhook-timestamp"), got.header("webhook-signature"), &got.body, now, 300)
+        .expect("the signature covers the delivered bytes");
+
+    // Stored once, deflated: the item is a fraction of the body.
+    let item = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.config.events_table)
+        .key("tenant_id", AttributeValue::S("acme".into()))
+        .key("event_id", AttributeValue::S("evt-large".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the event item");
+    let z = item.get("body_deflate").and_then(|v| v.as_b().ok()).expect("a deflated body");
+    assert!(z.as_ref().len() * 4 < got.body.len(), "{} → {} bytes", got.body.len(), z.as_ref().len());
+    assert!(!item.contains_key("body"));
+}
