@@ -67,19 +67,29 @@ pub struct HttpSender {
     timeout: Duration,
 }
 
+/// Makes aws-lc-rs (which the AWS SDK's HTTPS client links anyway) the process's rustls crypto
+/// provider, so deliveries need no second crypto library. Idempotent; called before any
+/// reqwest client is built.
+pub fn install_crypto() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only if another thread installed one first: that one serves as well.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
 impl HttpSender {
     pub fn new(timeout: Duration, allow_http: bool, allow_private: bool) -> Self {
-        let mut sender = Self { client: reqwest::Client::new(), allow_http, allow_private, timeout };
-        sender.client = sender.builder().no_proxy().build().expect("static reqwest configuration is valid");
-        sender
+        install_crypto();
+        let client = Self::builder(timeout, allow_private).no_proxy().build().expect("static reqwest configuration is valid");
+        Self { client, allow_http, allow_private, timeout }
     }
 
-    fn builder(&self) -> reqwest::ClientBuilder {
+    fn builder(timeout: Duration, allow_private: bool) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5).min(self.timeout))
-            .timeout(self.timeout)
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: self.allow_private }))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .user_agent(concat!("webhooks/", env!("CARGO_PKG_VERSION")))
     }
 
@@ -87,7 +97,7 @@ impl HttpSender {
     pub fn with_proxy(mut self, proxy: Option<&str>) -> Self {
         if let Some(url) = proxy {
             let proxy = reqwest::Proxy::all(url).expect("DELIVERY_PROXY is a proxy URL");
-            self.client = self.builder().proxy(proxy).build().expect("static reqwest configuration is valid");
+            self.client = Self::builder(self.timeout, self.allow_private).proxy(proxy).build().expect("static reqwest configuration is valid");
         }
         self
     }
@@ -96,9 +106,10 @@ impl HttpSender {
         let started = Instant::now();
         let elapsed = || started.elapsed().as_millis() as u64;
         // IP-literal hosts never reach the resolver, so the URL is vetted again here.
-        if let Err(e) = ssrf::validate_url(url, self.allow_http, self.allow_private) {
-            return DeliveryOutcome::failed(FailureClass::Blocked, e.to_string(), Response::default());
-        }
+        let url = match ssrf::validate_url(url, self.allow_http, self.allow_private) {
+            Ok(parsed) => parsed, // handed on: reqwest does not parse it again
+            Err(e) => return DeliveryOutcome::failed(FailureClass::Blocked, e.to_string(), Response::default()),
+        };
         let resp = match self.client.post(url).headers(headers).body(body).send().await {
             Ok(r) => r,
             Err(e) => {
