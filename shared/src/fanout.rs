@@ -14,7 +14,6 @@ use crate::ports::{Created, StoreError, SubscriptionStore, TenantStore};
 use crate::sqs_batch::{self, Ack};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt;
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,10 +33,12 @@ const CREATE_CONCURRENCY: usize = 16;
 /// whose tasks could not all be enqueued is a batch item failure: SQS hands it back, and its
 /// second run enqueues again the deliveries that were never attempted.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
+    let figures = metrics::Batch::new("fanout");
+    let figures = &figures;
     let work = event.records.into_iter().map(|msg| {
         let id = msg.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("message", message_id = %id);
-        async move { (id, handle_message(msg, deps).instrument(span).await) }
+        async move { (id, handle_message(msg, deps, figures).instrument(span).await) }
     });
     let results = futures::future::join_all(work).await;
 
@@ -61,6 +62,7 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
         }
         *ack = Ack::Retry;
     }
+    figures.emit();
     sqs_batch::response(acks)
 }
 
@@ -119,12 +121,12 @@ pub enum FanoutError {
     Store(#[from] StoreError),
 }
 
-async fn handle_message(msg: SqsMessage, deps: &Deps) -> Outcome {
+async fn handle_message(msg: SqsMessage, deps: &Deps, figures: &metrics::Batch) -> Outcome {
     let body = msg.body.as_deref().unwrap_or_default();
     let message_id = msg.message_id.as_deref().unwrap_or_default();
     let event = match parse_event(body) {
         Ok(e) => e,
-        Err(rejection) => return Outcome::Ack(reject(body, message_id, rejection, deps).await),
+        Err(rejection) => return Outcome::Ack(reject(body, message_id, rejection, deps, figures).await),
     };
     let span = tracing::info_span!("fanout", tenant = %event.tenant_id, event_id = %event.event_id, event_type = %event.event_type);
     let redelivered = msg.attributes.get("ApproximateReceiveCount").is_some_and(|c| c != "1");
@@ -132,14 +134,10 @@ async fn handle_message(msg: SqsMessage, deps: &Deps) -> Outcome {
     match result {
         Ok((matched, tasks)) => {
             span.in_scope(|| tracing::info!(matched, "fanned out"));
-            metrics::emit(
-                "fanout",
-                &[Metric { name: "Matched", value: matched as f64, unit: "Count" }],
-                &[("tenant", json!(event.tenant_id)), ("event_id", json!(event.event_id)), ("event_type", json!(event.event_type))],
-            );
+            figures.add(&[Metric { name: "Events", value: 1.0, unit: "Count" }, Metric { name: "Matched", value: matched as f64, unit: "Count" }]);
             Outcome::Enqueue(tasks)
         }
-        Err(FanoutError::Rejected(rejection)) => Outcome::Ack(reject(body, message_id, rejection, deps).instrument(span).await),
+        Err(FanoutError::Rejected(rejection)) => Outcome::Ack(reject(body, message_id, rejection, deps, figures).instrument(span).await),
         Err(FanoutError::Store(e)) => {
             span.in_scope(|| tracing::error!(error = %e, "fan-out failed; event will be retried"));
             Outcome::Ack(Ack::Retry)
@@ -149,10 +147,10 @@ async fn handle_message(msg: SqsMessage, deps: &Deps) -> Outcome {
 
 /// Moves a poison event to the event DLQ with its reason; if even that fails, leaves it to SQS
 /// (retried, then redriven to the same DLQ).
-async fn reject(body: &str, message_id: &str, rejection: Rejection, deps: &Deps) -> Ack {
+async fn reject(body: &str, message_id: &str, rejection: Rejection, deps: &Deps, figures: &metrics::Batch) -> Ack {
     let reason = format!("{}: {rejection}", rejection.code());
     tracing::warn!(%reason, "rejected event; moving it to the event DLQ");
-    metrics::emit("fanout", &[Metric { name: "Rejected", value: 1.0, unit: "Count" }], &[("reason", json!(rejection.code()))]);
+    figures.add(&[Metric { name: "Rejected", value: 1.0, unit: "Count" }]);
     match deps.queues.dead_letter_event(body, &reason, message_id).await {
         Ok(()) => Ack::Done,
         Err(e) => {
@@ -298,6 +296,7 @@ pub(crate) mod tests {
     use crate::config::Config;
     use crate::ids::SubscriptionId;
     use crate::model::TenantRecord;
+    use serde_json::json;
 
     pub(crate) fn config(extra: &[(&str, &str)]) -> Config {
         let extra: HashMap<String, String> = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -1,9 +1,9 @@
-//! CloudWatch Embedded Metric Format: one JSON line on stdout per metric record, which Lambda's
+//! CloudWatch Embedded Metric Format: one JSON line on stdout per batch, which Lambda's
 //! log pipeline turns into metrics (namespace `Webhooks`, dimension `Function`). Printed in Lambda
 //! (or when `METRICS=emf`); elsewhere the same figures are in the structured log lines.
 
 use serde_json::{json, Map, Value};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 pub const NAMESPACE: &str = "Webhooks";
 
@@ -19,35 +19,67 @@ pub struct Metric<'a> {
     pub unit: &'a str,
 }
 
-/// The EMF document: `metrics` under dimension `Function = function`, plus `properties` (searchable
-/// in Logs Insights, not dimensions).
-pub fn document(function: &str, metrics: &[Metric], properties: &[(&str, Value)], now_ms: i64) -> Value {
-    let mut doc = Map::new();
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Function"]],
-                "Metrics": metrics.iter().map(|m| json!({"Name": m.name, "Unit": m.unit})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    doc.insert("Function".into(), json!(function));
-    for m in metrics {
-        doc.insert(m.name.into(), json!(m.value));
-    }
-    for (k, v) in properties {
-        doc.insert((*k).into(), v.clone());
-    }
-    Value::Object(doc)
+/// The figures of one batch, emitted as one EMF document when the batch is done (one line per
+/// invocation instead of one per message). Counts are summed; other units (latencies) are kept as
+/// value arrays, which EMF allows up to 100 values per metric.
+pub struct Batch {
+    function: &'static str,
+    figures: Mutex<Vec<(&'static str, &'static str, Vec<f64>)>>,
 }
 
-pub fn emit(function: &str, metrics: &[Metric], properties: &[(&str, Value)]) {
-    if enabled() {
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        println!("{}", document(function, metrics, properties, now_ms));
+impl Batch {
+    pub fn new(function: &'static str) -> Self {
+        Self { function, figures: Mutex::new(Vec::new()) }
+    }
+
+    pub fn add(&self, metrics: &[Metric<'static>]) {
+        let mut figures = self.figures.lock().unwrap();
+        for m in metrics {
+            match figures.iter_mut().find(|(name, _, _)| *name == m.name) {
+                Some((_, "Count", values)) => values[0] += m.value,
+                Some((_, _, values)) => values.push(m.value),
+                None => figures.push((m.name, m.unit, vec![m.value])),
+            }
+        }
+    }
+
+    /// The EMF document: the metrics under dimension `Function`; `None` if nothing was added.
+    pub fn document(&self, now_ms: i64) -> Option<Value> {
+        let figures = self.figures.lock().unwrap();
+        if figures.is_empty() {
+            return None;
+        }
+        let mut doc = Map::new();
+        doc.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": now_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["Function"]],
+                    "Metrics": figures.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+                }],
+            }),
+        );
+        doc.insert("Function".into(), json!(self.function));
+        for (name, _, values) in figures.iter() {
+            let value = match values.as_slice() {
+                [one] => json!(one),
+                many => json!(&many[..many.len().min(100)]),
+            };
+            doc.insert((*name).into(), value);
+        }
+        Some(Value::Object(doc))
+    }
+
+    /// Prints the document (in Lambda, or with `METRICS=emf`).
+    pub fn emit(&self) {
+        if enabled() {
+            let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            if let Some(doc) = self.document(now_ms) {
+                println!("{doc}");
+            }
+        }
     }
 }
 
@@ -56,14 +88,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn document_follows_the_embedded_metric_format() {
-        let doc = document("fanout", &[Metric { name: "Matched", value: 3.0, unit: "Count" }], &[("event_id", json!("e1"))], 1000);
+    fn one_document_per_batch_follows_the_embedded_metric_format() {
+        let batch = Batch::new("delivery");
+        assert!(batch.document(0).is_none(), "nothing to report, no line");
+        let count = |name| Metric { name, value: 1.0, unit: "Count" };
+        let ms = |value| Metric { name: "LatencyMs", value, unit: "Milliseconds" };
+        batch.add(&[count("Delivered"), ms(12.0)]);
+        batch.add(&[count("Retried"), ms(40.0)]);
+        batch.add(&[count("Delivered"), ms(7.0)]);
+        let doc = batch.document(1000).unwrap();
         assert_eq!(doc["_aws"]["Timestamp"], 1000);
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Webhooks");
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "Function");
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "Matched");
-        assert_eq!(doc["Function"], "fanout");
-        assert_eq!(doc["Matched"], 3.0);
-        assert_eq!(doc["event_id"], "e1");
+        let names: Vec<_> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Delivered", "LatencyMs", "Retried"]);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Unit"], "Milliseconds");
+        assert_eq!(doc["Function"], "delivery");
+        assert_eq!(doc["Delivered"], 2.0);
+        assert_eq!(doc["Retried"], 1.0);
+        assert_eq!(doc["LatencyMs"], json!([12.0, 40.0, 7.0]));
     }
 }

@@ -16,7 +16,6 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use base64::Engine;
 use http::DeliveryOutcome;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use serde_json::json;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -26,10 +25,13 @@ const HEALTH_REFRESH: time::Duration = time::Duration::minutes(1);
 
 /// Handles one batch from the delivery queue; messages are processed concurrently.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
-    sqs_batch::process(event, |msg| handle_message(msg, deps)).await
+    let figures = metrics::Batch::new("delivery");
+    let response = sqs_batch::process(event, |msg| handle_message(msg, deps, &figures)).await;
+    figures.emit();
+    response
 }
 
-async fn handle_message(msg: SqsMessage, deps: &Deps) -> Ack {
+async fn handle_message(msg: SqsMessage, deps: &Deps, figures: &metrics::Batch) -> Ack {
     let receive: u32 = msg.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
     let task: DeliveryTask = match msg.body.as_deref().map(serde_json::from_str) {
         Some(Ok(t)) => t,
@@ -42,7 +44,7 @@ async fn handle_message(msg: SqsMessage, deps: &Deps) -> Ack {
     let DeliveryTask::Deliver { delivery_id, .. } = &task;
     let span = tracing::info_span!("deliver", delivery_id = %delivery_id, receive);
     let handle = msg.receipt_handle.map(MessageHandle);
-    match deliver(&task, receive, handle.as_ref(), deps).instrument(span.clone()).await {
+    match deliver(&task, receive, handle.as_ref(), deps, figures).instrument(span.clone()).await {
         Ok(ack) => ack,
         Err(e) => {
             span.in_scope(|| tracing::error!(error = %e, "delivery infrastructure error; message will be retried"));
@@ -79,7 +81,7 @@ fn next_step(deps: &Deps, receive: u32, class: FailureClass, status: Option<u16>
     Next::RetryIn(delay.min(MAX_VISIBILITY))
 }
 
-async fn deliver(task: &DeliveryTask, receive: u32, handle: Option<&MessageHandle>, deps: &Deps) -> Result<Ack, StoreError> {
+async fn deliver(task: &DeliveryTask, receive: u32, handle: Option<&MessageHandle>, deps: &Deps, figures: &metrics::Batch) -> Result<Ack, StoreError> {
     let DeliveryTask::Deliver { delivery_id, tenant_id, subscription_id, event_id, trigger } = task;
     let Some(delivery) = deps.deliveries.get_delivery(delivery_id).await? else {
         return Err(StoreError::Corrupt(format!("delivery {delivery_id} not found")));
@@ -115,20 +117,19 @@ async fn deliver(task: &DeliveryTask, receive: u32, handle: Option<&MessageHandl
     deps.deliveries.record_attempt(&record, status).await?;
     update_health(deps, &sub, &outcome, record.started_at).await?;
 
-    let props = [("tenant", json!(sub.tenant_id)), ("subscription_id", json!(sub.subscription_id)), ("delivery_id", json!(delivery.delivery_id))];
     let latency = Metric { name: "LatencyMs", value: ms as f64, unit: "Milliseconds" };
     let one = |name| Metric { name, value: 1.0, unit: "Count" };
     match (next, &outcome) {
         (None, _) => {
             tracing::info!(status = status_code, ms, attempt = record.attempt, "delivered");
-            metrics::emit("delivery", &[one("Delivered"), latency], &props);
+            figures.add(&[one("Delivered"), latency]);
             Ok(Ack::Done)
         }
         (Some(Next::RetryIn(delay)), DeliveryOutcome::Failed { class, .. }) => {
             tracing::warn!(?class, status = status_code, ms, attempt = record.attempt, retry_in_s = delay.as_secs(), "attempt failed; will retry");
-            let mut figures = vec![one("Retried"), latency];
-            figures.extend((*class == FailureClass::Blocked).then(|| one("Blocked")));
-            metrics::emit("delivery", &figures, &props);
+            let mut counted = vec![one("Retried"), latency];
+            counted.extend((*class == FailureClass::Blocked).then(|| one("Blocked")));
+            figures.add(&counted);
             if let Some(h) = handle {
                 deps.queues.retry_after(h, delay).await?;
             }
@@ -138,12 +139,12 @@ async fn deliver(task: &DeliveryTask, receive: u32, handle: Option<&MessageHandl
             let reason = "endpoint answered 410 Gone".to_owned();
             deps.subscriptions.record_health(tenant_id, subscription_id, HealthChange::Disable { reason: reason.clone(), at: OffsetDateTime::now_utc() }).await?;
             tracing::error!(operational_event = "subscription.disabled", %reason, "subscription disabled");
-            metrics::emit("delivery", &[one("Failed"), one("Disabled"), latency], &props);
+            figures.add(&[one("Failed"), one("Disabled"), latency]);
             Ok(Ack::Done)
         }
         (Some(_), _) => {
             tracing::error!(operational_event = "delivery.exhausted", status = status_code, attempt = record.attempt, "retries exhausted; message goes to the DLQ");
-            metrics::emit("delivery", &[one("Failed"), latency], &props);
+            figures.add(&[one("Failed"), latency]);
             if let Some(h) = handle {
                 deps.queues.retry_after(h, Duration::ZERO).await?;
             }
@@ -322,7 +323,7 @@ mod tests {
         let (deps, queues, task, sub) = setup(&url, &[]).await;
 
         // WHEN the first attempt gets a 503
-        assert_eq!(handle_message(message(&task, 1), &deps).await, Ack::Retry);
+        assert_eq!(handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await, Ack::Retry);
         // THEN the message is hidden for the first delay (10 s ± 20 %) and the delivery stays pending
         let (handle, delay) = queues.retries.lock().unwrap()[0].clone();
         assert_eq!(handle, MessageHandle("rh1".into()));
@@ -333,7 +334,7 @@ mod tests {
 
         // WHEN the second attempt succeeds
         code.store(204, Ordering::SeqCst);
-        assert_eq!(handle_message(message(&task, 2), &deps).await, Ack::Done);
+        assert_eq!(handle_message(message(&task, 2), &deps, &metrics::Batch::new("delivery")).await, Ack::Done);
         let d = deps.deliveries.get_delivery(delivery_id(&task)).await.unwrap().unwrap();
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 2));
         let attempts = deps.deliveries.list_attempts(delivery_id(&task)).await.unwrap();
@@ -345,7 +346,7 @@ mod tests {
 
         // AND a duplicate message for the settled delivery is dropped without a POST
         code.store(500, Ordering::SeqCst);
-        assert_eq!(handle_message(message(&task, 1), &deps).await, Ack::Done);
+        assert_eq!(handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await, Ack::Done);
         assert_eq!(deps.deliveries.list_attempts(delivery_id(&task)).await.unwrap().len(), 2);
     }
 
@@ -354,7 +355,7 @@ mod tests {
         let (url, _) = receiver(Arc::new(AtomicU16::new(500)), &[]).await;
         let (deps, queues, task, _) = setup(&url, &[]).await;
         // Schedule "10,20": attempt 3 is the last.
-        assert_eq!(handle_message(message(&task, 3), &deps).await, Ack::Retry);
+        assert_eq!(handle_message(message(&task, 3), &deps, &metrics::Batch::new("delivery")).await, Ack::Retry);
         let d = deps.deliveries.get_delivery(delivery_id(&task)).await.unwrap().unwrap();
         assert_eq!(d.status, DeliveryStatus::Failed);
         assert_eq!(queues.retries.lock().unwrap()[0].1, Duration::ZERO);
@@ -364,12 +365,12 @@ mod tests {
     async fn throttling_and_retry_after_stretch_the_wait() {
         let (url, _) = receiver(Arc::new(AtomicU16::new(429)), &[]).await;
         let (deps, queues, task, _) = setup(&url, &[]).await;
-        handle_message(message(&task, 1), &deps).await;
+        handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await;
         assert_eq!(queues.retries.lock().unwrap()[0].1, Duration::from_secs(60), "429 waits at least a minute");
 
         let (url, _) = receiver(Arc::new(AtomicU16::new(503)), &[("retry-after", "120")]).await;
         let (deps, queues, task, _) = setup(&url, &[]).await;
-        handle_message(message(&task, 1), &deps).await;
+        handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await;
         assert_eq!(queues.retries.lock().unwrap()[0].1, Duration::from_secs(120), "Retry-After above the schedule wins");
         let attempts = deps.deliveries.list_attempts(delivery_id(&task)).await.unwrap();
         assert_eq!(attempts[0].response_headers.get("retry-after").map(String::as_str), Some("120"));
@@ -379,7 +380,7 @@ mod tests {
     async fn gone_fails_at_once_and_disables_the_subscription() {
         let (url, _) = receiver(Arc::new(AtomicU16::new(410)), &[]).await;
         let (deps, queues, task, sub) = setup(&url, &[]).await;
-        assert_eq!(handle_message(message(&task, 1), &deps).await, Ack::Done);
+        assert_eq!(handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await, Ack::Done);
         assert!(queues.retries.lock().unwrap().is_empty());
         let d = deps.deliveries.get_delivery(delivery_id(&task)).await.unwrap().unwrap();
         assert_eq!(d.status, DeliveryStatus::Failed);
@@ -398,7 +399,7 @@ mod tests {
         old.first_failure_at = Some(OffsetDateTime::now_utc() - time::Duration::hours(2));
         deps.subscriptions.replace(&old).await.unwrap();
         // WHEN one more attempt fails THEN the subscription is disabled with a reason
-        handle_message(message(&task, 1), &deps).await;
+        handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await;
         let s = sub_now(&deps, &sub).await;
         assert!(!s.enabled);
         assert_eq!(s.failure_count, 8);
@@ -415,7 +416,7 @@ mod tests {
         s.previous_secret = Some(signing::Secret::generate());
         s.previous_secret_expires_at = Some(OffsetDateTime::now_utc() + time::Duration::hours(1));
         deps.subscriptions.replace(&s).await.unwrap();
-        assert_eq!(handle_message(message(&task, 1), &deps).await, Ack::Done);
+        assert_eq!(handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await, Ack::Done);
         let h = seen.lock().unwrap()[0].clone();
         assert_eq!(h["x-tenant-tag"], "blue");
         assert_eq!(h["authorization"], "Basic dTpw");
@@ -430,14 +431,14 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         drop(listener);
         let (deps, _queues, task, _) = setup(&url, &[]).await;
-        assert_eq!(handle_message(message(&task, 1), &deps).await, Ack::Retry);
+        assert_eq!(handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await, Ack::Retry);
         let attempts = deps.deliveries.list_attempts(delivery_id(&task)).await.unwrap();
         assert_eq!(attempts[0].error_class, Some(FailureClass::Connect));
         assert_eq!(attempts[0].status_code, None);
 
         let mut garbage = SqsMessage::default();
         garbage.body = Some("{not json".into());
-        assert_eq!(handle_message(garbage, &deps).await, Ack::Retry);
+        assert_eq!(handle_message(garbage, &deps, &metrics::Batch::new("delivery")).await, Ack::Retry);
     }
 
     #[tokio::test]
@@ -445,7 +446,7 @@ mod tests {
         // Loopback allowed for http in general, but not private targets.
         let (url, seen) = receiver(Arc::new(AtomicU16::new(200)), &[]).await;
         let (deps, _, task, _) = setup(&url, &[("ALLOW_PRIVATE_TARGETS", "false")]).await;
-        assert_eq!(handle_message(message(&task, 1), &deps).await, Ack::Retry);
+        assert_eq!(handle_message(message(&task, 1), &deps, &metrics::Batch::new("delivery")).await, Ack::Retry);
         let attempts = deps.deliveries.list_attempts(delivery_id(&task)).await.unwrap();
         assert_eq!(attempts[0].error_class, Some(FailureClass::Blocked));
         assert!(seen.lock().unwrap().is_empty());
