@@ -65,6 +65,11 @@ fn sender(config: &Config) -> HttpSender {
 
 /// Loads the AWS SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL` when set,
 /// which is how the local runner points the SDK at LocalStack).
+///
+/// The HTTPS client is the SDK's own (hyper 1 + rustls) on ring, the crypto library reqwest uses
+/// for deliveries: one TLS stack in each binary (the SDK's default would link aws-lc as well).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https).load().await
 }

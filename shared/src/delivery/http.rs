@@ -67,19 +67,8 @@ pub struct HttpSender {
     timeout: Duration,
 }
 
-/// Makes aws-lc-rs (which the AWS SDK's HTTPS client links anyway) the process's rustls crypto
-/// provider, so deliveries need no second crypto library. Idempotent; called before any
-/// reqwest client is built.
-pub fn install_crypto() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Err only if another thread installed one first: that one serves as well.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    }
-}
-
 impl HttpSender {
     pub fn new(timeout: Duration, allow_http: bool, allow_private: bool) -> Self {
-        install_crypto();
         let client = Self::builder(timeout, allow_private).no_proxy().build().expect("static reqwest configuration is valid");
         Self { client, allow_http, allow_private, timeout }
     }

@@ -805,9 +805,11 @@ fn write_units(size: usize) -> f64 {
     size.div_ceil(1024).max(1) as f64
 }
 
-/// Copies written to a GSI with projection ALL (infra/data.yaml): Deliveries.by_subscription.
-fn gsi_copies(table: &str) -> f64 {
-    if table == "Deliveries" {
+/// Write units of the index copy a write makes (infra/data.yaml): Deliveries.by_subscription is
+/// KEYS_ONLY, so a new delivery writes one small index item (1 unit) and an update, which changes
+/// no key, writes none.
+fn gsi_units(op: &str, table: &str) -> f64 {
+    if table == "Deliveries" && op == "PutItem" {
         1.0
     } else {
         0.0
@@ -846,14 +848,16 @@ impl Intercept for DdbMeter {
     }
 
     fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
-        use aws_sdk_dynamodb::operation::{delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput, query::QueryInput, update_item::UpdateItemInput};
+        use aws_sdk_dynamodb::operation::{
+            batch_get_item::BatchGetItemInput, delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput, query::QueryInput, update_item::UpdateItemInput,
+        };
         let input = ctx.input_mut();
         let rcc = Some(ReturnConsumedCapacity::Indexes);
         if let Some(i) = input.downcast_mut::<PutItemInput>() {
             i.return_consumed_capacity = rcc;
             let table = self.0.name(i.table_name.as_deref());
             let size = i.item.as_ref().map(item_size).unwrap_or(0);
-            let units = write_units(size) * (1.0 + gsi_copies(&table));
+            let units = write_units(size) + gsi_units("PutItem", &table);
             self.0.with("PutItem", &table, |r| {
                 r.calls += 1;
                 r.size_units += units;
@@ -877,6 +881,11 @@ impl Intercept for DdbMeter {
                 None => self.0.name(i.table_name.as_deref()),
             };
             self.0.with("Query", &target, |r| r.calls += 1);
+        } else if let Some(i) = input.downcast_mut::<BatchGetItemInput>() {
+            i.return_consumed_capacity = rcc;
+            for table in i.request_items.as_ref().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+                self.0.with("BatchGetItem", &self.0.name(Some(&table)), |r| r.calls += 1);
+            }
         } else if let Some(i) = input.downcast_mut::<DeleteItemInput>() {
             i.return_consumed_capacity = rcc;
             self.0.with("DeleteItem", &self.0.name(i.table_name.as_deref()), |r| r.calls += 1);
@@ -887,17 +896,30 @@ impl Intercept for DdbMeter {
     }
 
     fn read_after_deserialization(&self, ctx: &AfterDeserializationInterceptorContextRef<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
-        use aws_sdk_dynamodb::operation::{get_item::GetItemOutput, put_item::PutItemOutput, query::QueryOutput, update_item::UpdateItemOutput};
+        use aws_sdk_dynamodb::operation::{batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, put_item::PutItemOutput, query::QueryOutput, update_item::UpdateItemOutput};
         let Ok(out) = ctx.output_or_error() else { return Ok(()) };
         if let Some(o) = out.downcast_ref::<PutItemOutput>() {
             self.consumed("PutItem", o.consumed_capacity.as_ref(), true, 0.0, 0);
         } else if let Some(o) = out.downcast_ref::<UpdateItemOutput>() {
             let size = o.attributes.as_ref().map(item_size).unwrap_or(0);
             let table = self.0.name(o.consumed_capacity.as_ref().and_then(|c| c.table_name.as_deref()));
-            self.consumed("UpdateItem", o.consumed_capacity.as_ref(), true, write_units(size) * (1.0 + gsi_copies(&table)), size);
+            self.consumed("UpdateItem", o.consumed_capacity.as_ref(), true, write_units(size) + gsi_units("UpdateItem", &table), size);
         } else if let Some(o) = out.downcast_ref::<GetItemOutput>() {
             let size = o.item.as_ref().map(item_size).unwrap_or(0);
             self.consumed("GetItem", o.consumed_capacity.as_ref(), false, size.div_ceil(4096).max(1) as f64, size);
+        } else if let Some(o) = out.downcast_ref::<BatchGetItemOutput>() {
+            for (table, items) in o.responses.iter().flatten() {
+                let size_units: f64 = items.iter().map(|i| item_size(i).div_ceil(4096).max(1) as f64).sum();
+                let bytes: usize = items.iter().map(item_size).sum();
+                let cc = o.consumed_capacity.iter().flatten().find(|c| c.table_name.as_deref() == Some(table.as_str()));
+                let rcu = cc.and_then(|c| c.capacity_units).unwrap_or(0.0);
+                self.0.with("BatchGetItem", &self.0.name(Some(table)), |r| {
+                    r.rcu += rcu;
+                    r.size_units += size_units;
+                    r.bytes += bytes as u64;
+                    r.items += items.len() as u64;
+                });
+            }
         } else if let Some(o) = out.downcast_ref::<QueryOutput>() {
             let size: usize = o.items.as_ref().map(|v| v.iter().map(item_size).sum()).unwrap_or(0);
             let op = "Query";
@@ -1000,7 +1022,8 @@ fn purpose(op: &str, target: &str) -> &'static str {
         ("UpdateItem", "Subscriptions") => "delivery: health (<= 1/min on success; every failure)",
         ("ChangeMessageVisibility", "DeliveryQueue") => "delivery: schedule the retry",
         ("GetItem", "ApiKeys") => "API: authenticate the key",
-        ("Query", "Deliveries.by_subscription") => "API: delivery log page",
+        ("Query", "Deliveries.by_subscription") => "API: delivery log page (keys)",
+        ("BatchGetItem", "Deliveries") => "API: delivery log page (items)",
         ("Query", "Deliveries") => "API: delivery log page",
         _ => "",
     }
