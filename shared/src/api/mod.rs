@@ -1,4 +1,4 @@
-//! The management API: one axum `Router`, served by `lambda_http::run` in Lambda and by
+//! The management API: one axum `Router`, served in Lambda by `functions/api` (HTTP API events) and by
 //! `axum::serve` in the local runner and tests. Every route is under `/v1`, takes the tenant
 //! from the API key, and answers errors as `application/problem+json`.
 
