@@ -34,13 +34,7 @@ const CREATE_CONCURRENCY: usize = 16;
 /// second run enqueues again the deliveries that were never attempted.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
     let figures = metrics::Batch::new("fanout");
-    let figures = &figures;
-    let work = event.records.into_iter().map(|msg| {
-        let id = msg.message_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("message", message_id = %id);
-        async move { (id, handle_message(msg, deps, figures).instrument(span).await) }
-    });
-    let results = futures::future::join_all(work).await;
+    let results = sqs_batch::run(event, |msg| handle_message(msg, deps, &figures)).await;
 
     let mut acks = Vec::with_capacity(results.len());
     let mut tasks = Vec::new();

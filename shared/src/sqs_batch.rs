@@ -19,13 +19,23 @@ where
     F: Fn(SqsMessage) -> Fut,
     Fut: Future<Output = Ack>,
 {
+    response(run(event, handle).await)
+}
+
+/// Handles every message of the batch concurrently, each in a span with its message id; returns
+/// each message's id and outcome, in order.
+pub async fn run<F, Fut, T>(event: SqsEvent, handle: F) -> Vec<(String, T)>
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = T>,
+{
     let work = event.records.into_iter().map(|msg| {
         let id = msg.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("message", message_id = %id);
         let fut = handle(msg).instrument(span);
         async move { (id, fut.await) }
     });
-    response(futures::future::join_all(work).await)
+    futures::future::join_all(work).await
 }
 
 /// The batch response naming the messages to retry.

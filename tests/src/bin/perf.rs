@@ -18,12 +18,13 @@
 use aws_sdk_dynamodb::config::interceptors::{AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity, ReturnValue};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use shared::adapters::calls::CallCounter;
 use shared::adapters::{dynamodb as ddb_adapters, sqs as sqs_adapters};
+use shared::adapters::dynamodb::item_size;
 use shared::ids::{DeliveryId, TenantId};
 use shared::model::{Scope, Subscription, TenantRecord};
 use shared::{Config, Deps};
@@ -779,26 +780,6 @@ impl Ledger {
     fn snapshot(&self) -> Rows {
         self.rows.lock().unwrap().clone()
     }
-}
-
-fn av_size(v: &AttributeValue) -> usize {
-    let num = |n: &str| n.chars().filter(|c| c.is_ascii_digit()).count().div_ceil(2) + 1;
-    match v {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => num(n),
-        AttributeValue::B(b) => b.as_ref().len(),
-        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-        AttributeValue::L(l) => 3 + l.iter().map(|x| av_size(x) + 1).sum::<usize>(),
-        AttributeValue::M(m) => 3 + m.iter().map(|(k, x)| k.len() + av_size(x) + 1).sum::<usize>(),
-        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
-        AttributeValue::Ns(v) => v.iter().map(|n| num(n)).sum(),
-        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
-        _ => 0,
-    }
-}
-
-fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
-    item.iter().map(|(k, v)| k.len() + av_size(v)).sum()
 }
 
 fn write_units(size: usize) -> f64 {
