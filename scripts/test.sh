@@ -15,6 +15,14 @@ export LOCALSTACK_PORT="$PORT"
 
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
+# A full run needs ≈ 6 GB of disk (target/, LocalStack, SAM CLI, browser); say so up front
+# rather than fail later with ENOSPC inside a linker.
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+step "Disk: $((free_kb / 1024 / 1024)) GB free in $(pwd)"
+if (( free_kb < 6 * 1024 * 1024 )); then
+    echo "test.sh: warning: less than 6 GB free; the build may fail with 'No space left on device'" >&2
+fi
+
 step "LocalStack setup"
 scripts/localstack.sh setup
 step "LocalStack start on port $PORT"
