@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use shared::adapters::dynamodb::DynamoDeliveries;
-use shared::ids::DeliveryId;
+use shared::ids::{DeliveryId, TenantId};
 use shared::model::{Attempt, DeliveryStatus, FailureClass};
 use shared::ports::DeliveryStore;
 use std::time::Duration;
@@ -292,4 +292,12 @@ async fn a_large_event_is_stored_deflated_and_delivered_byte_for_byte() {
     let z = item.get("body_deflate").and_then(|v| v.as_b().ok()).expect("a deflated body");
     assert!(z.as_ref().len() * 4 < got.body.len(), "{} → {} bytes", got.body.len(), z.as_ref().len());
     assert!(!item.contains_key("body"));
+
+    // The adapter reads it back whole (eventually consistent, then strong on a miss); an event
+    // that was never stored is none after both reads.
+    let store = DynamoDeliveries::new(stack.ddb.clone(), &stack.config);
+    let acme = TenantId::parse("acme").unwrap();
+    let stored = store.get_event(&acme, "evt-large").await.unwrap().expect("the stored event");
+    assert_eq!(stored.body.as_bytes(), &got.body[..]);
+    assert!(store.get_event(&acme, "evt-never-published").await.unwrap().is_none());
 }

@@ -61,14 +61,22 @@ async fn put_new(client: &Client, table: &str, item: Item, key_attr: &str, ctx: 
     }
 }
 
-/// One item, read strongly consistent; only the `projection` attributes if given.
-async fn get_item(client: &Client, table: &str, key: Item, projection: Option<&str>, ctx: &'static str) -> StoreResult<Option<Item>> {
+/// How a `GetItem` reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Consistency {
+    Strong,
+    /// Half the read units; may miss a write of the last second or so.
+    Eventual,
+}
+
+/// One item; only the `projection` attributes if given.
+async fn get_item(client: &Client, table: &str, key: Item, projection: Option<&str>, read: Consistency, ctx: &'static str) -> StoreResult<Option<Item>> {
     let out = client
         .get_item()
         .table_name(table)
         .set_key(Some(key))
         .set_projection_expression(projection.map(str::to_owned))
-        .consistent_read(true)
+        .consistent_read(read == Consistency::Strong)
         .send()
         .await
         .map_err(|e| StoreError::backend(ctx, e.into_service_error()))?;
@@ -76,7 +84,7 @@ async fn get_item(client: &Client, table: &str, key: Item, projection: Option<&s
 }
 
 async fn get_one<T: DeserializeOwned>(client: &Client, table: &str, key: Item, ctx: &'static str) -> StoreResult<Option<T>> {
-    get_item(client, table, key, None, ctx).await?.map(from_item).transpose()
+    get_item(client, table, key, None, Consistency::Strong, ctx).await?.map(from_item).transpose()
 }
 
 /// An UpdateItem's result, its failed condition as `Conflict`.
@@ -466,8 +474,15 @@ impl DeliveryStore for DynamoDeliveries {
     }
 
     async fn get_event(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+        // An event item never changes once written, so an eventually consistent read (half the
+        // read units) can only miss it if it comes within a second or so of the put; a strong
+        // read settles that case.
         let key = HashMap::from([("tenant_id".into(), s(tenant.as_str())), ("event_id".into(), s(event_id))]);
-        get_item(&self.client, &self.events_table, key, None, "get event").await?.map(event_from_item).transpose()
+        let item = match get_item(&self.client, &self.events_table, key.clone(), None, Consistency::Eventual, "get event").await? {
+            Some(item) => Some(item),
+            None => get_item(&self.client, &self.events_table, key, None, Consistency::Strong, "get event").await?,
+        };
+        item.map(event_from_item).transpose()
     }
 
     async fn create_delivery(&self, delivery: &Delivery) -> StoreResult<Created> {
@@ -508,7 +523,7 @@ impl DeliveryStore for DynamoDeliveries {
         let (mut attempts, inline) = tokio::try_join!(
             query_partition::<Attempt>(&self.client, &self.attempts_table, None, "delivery_id", id.as_str(), "query attempts"),
             async {
-                let item = get_item(&self.client, &self.deliveries_table, key, Some(INLINE_ATTEMPT), "get inline attempt").await?;
+                let item = get_item(&self.client, &self.deliveries_table, key, Some(INLINE_ATTEMPT), Consistency::Strong, "get inline attempt").await?;
                 match item.and_then(|mut i| i.remove(INLINE_ATTEMPT)) {
                     Some(AttributeValue::M(m)) => from_item::<Attempt>(m).map(Some),
                     _ => Ok(None),

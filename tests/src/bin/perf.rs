@@ -731,7 +731,8 @@ struct Row {
     wcu: f64,
     wcu_gsi: f64,
     rcu: f64,
-    /// Units from item sizes (1 WCU per 1 KB, 1 RCU per 4 KB strongly consistent; GSI modelled).
+    /// Units from item sizes (1 WCU per 1 KB, 1 RCU per 4 KB strongly consistent, half that
+    /// eventually consistent; GSI modelled).
     size_units: f64,
     bytes: u64,
     items: u64,
@@ -800,6 +801,15 @@ fn gsi_units(op: &str, table: &str) -> f64 {
 #[derive(Debug)]
 struct DdbMeter(Ledger);
 
+/// Marks, in the operation's config bag, a `GetItem` that reads eventually consistent (half the
+/// read units of a strong read).
+#[derive(Debug, Clone)]
+struct EventualRead;
+
+impl aws_smithy_types::config_bag::Storable for EventualRead {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
 impl DdbMeter {
     fn consumed(&self, op: &str, cc: Option<&ConsumedCapacity>, write: bool, size_units: f64, bytes: usize) {
         let Some(cc) = cc else { return };
@@ -828,7 +838,7 @@ impl Intercept for DdbMeter {
         "DdbMeter"
     }
 
-    fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
         use aws_sdk_dynamodb::operation::{
             batch_get_item::BatchGetItemInput, delete_item::DeleteItemInput, get_item::GetItemInput, put_item::PutItemInput, query::QueryInput, update_item::UpdateItemInput,
         };
@@ -854,6 +864,9 @@ impl Intercept for DdbMeter {
             self.0.with("UpdateItem", &self.0.name(i.table_name.as_deref()), |r| r.calls += 1);
         } else if let Some(i) = input.downcast_mut::<GetItemInput>() {
             i.return_consumed_capacity = rcc;
+            if i.consistent_read != Some(true) {
+                cfg.interceptor_state().store_put(EventualRead);
+            }
             self.0.with("GetItem", &self.0.name(i.table_name.as_deref()), |r| r.calls += 1);
         } else if let Some(i) = input.downcast_mut::<QueryInput>() {
             i.return_consumed_capacity = rcc;
@@ -876,7 +889,7 @@ impl Intercept for DdbMeter {
         Ok(())
     }
 
-    fn read_after_deserialization(&self, ctx: &AfterDeserializationInterceptorContextRef<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_after_deserialization(&self, ctx: &AfterDeserializationInterceptorContextRef<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
         use aws_sdk_dynamodb::operation::{batch_get_item::BatchGetItemOutput, get_item::GetItemOutput, put_item::PutItemOutput, query::QueryOutput, update_item::UpdateItemOutput};
         let Ok(out) = ctx.output_or_error() else { return Ok(()) };
         if let Some(o) = out.downcast_ref::<PutItemOutput>() {
@@ -887,7 +900,8 @@ impl Intercept for DdbMeter {
             self.consumed("UpdateItem", o.consumed_capacity.as_ref(), true, write_units(size) + gsi_units("UpdateItem", &table), size);
         } else if let Some(o) = out.downcast_ref::<GetItemOutput>() {
             let size = o.item.as_ref().map(item_size).unwrap_or(0);
-            self.consumed("GetItem", o.consumed_capacity.as_ref(), false, size.div_ceil(4096).max(1) as f64, size);
+            let share = if cfg.load::<EventualRead>().is_some() { 0.5 } else { 1.0 };
+            self.consumed("GetItem", o.consumed_capacity.as_ref(), false, size.div_ceil(4096).max(1) as f64 * share, size);
         } else if let Some(o) = out.downcast_ref::<BatchGetItemOutput>() {
             for (table, items) in o.responses.iter().flatten() {
                 let size_units: f64 = items.iter().map(|i| item_size(i).div_ceil(4096).max(1) as f64).sum();
@@ -930,7 +944,7 @@ impl Intercept for SqsMeter {
         "SqsMeter"
     }
 
-    fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
         use aws_sdk_sqs::operation::{
             change_message_visibility::ChangeMessageVisibilityInput, delete_message_batch::DeleteMessageBatchInput, get_queue_attributes::GetQueueAttributesInput,
             receive_message::ReceiveMessageInput, send_message::SendMessageInput, send_message_batch::SendMessageBatchInput,
@@ -2118,7 +2132,7 @@ fn main() {
                 println!("  handlers: fanout::handle_batch / delivery::handle_batch with Deps::aws_counted clients; an event-source-mapping loop like the");
                 println!("  runner's poller (2 pollers, ReceiveMessage of 10, DeleteMessageBatch of what succeeded). WCU/RCU: ConsumedCapacity as");
                 println!("  DynamoDB Local reports it (ReturnConsumedCapacity=INDEXES added by the meter); size model: 1 WCU per started KB per write,");
-                println!("  + 1 for the keys-only GSI item of a new delivery (updates change no key: none), 1 RCU per 4 KB strongly consistent read.");
+                println!("  + 1 for the keys-only GSI item of a new delivery (updates change no key: none), 1 RCU per 4 KB strongly consistent read (half for eventually consistent).");
                 println!("  SQS: 1 request per 64 KB chunk.");
                 for (tenant, n, code) in [("acme", 1, 200), ("wide", 10, 200), ("fail", 1, 500)] {
                     let t = TenantId::parse(tenant).unwrap();
