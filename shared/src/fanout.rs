@@ -155,27 +155,52 @@ async fn reject(body: &str, message_id: &str, rejection: Rejection, deps: &Deps,
 }
 
 /// Per warm process: each tenant's known-ness and subscriptions, reused for a short TTL so a
-/// burst of events for one tenant costs one Query.
+/// burst of events for one tenant costs one Query. A miss loads once per tenant: the messages of
+/// a batch that arrive meanwhile wait for that load instead of issuing their own.
 /// When a tenant's subscriptions were loaded, and the list.
 type CacheEntry = (Instant, Arc<Vec<Subscription>>);
 
 pub struct SubscriptionCache {
     ttl: Duration,
     entries: Mutex<HashMap<TenantId, CacheEntry>>,
+    /// One load at a time per tenant (an entry lives while someone holds or waits for it).
+    loading: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SubscriptionCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
+        Self { ttl, entries: Mutex::new(HashMap::new()), loading: Mutex::new(HashMap::new()) }
+    }
+
+    fn fresh(&self, tenant: &TenantId) -> Option<Arc<Vec<Subscription>>> {
+        let entries = self.entries.lock().unwrap();
+        let (at, list) = entries.get(tenant)?;
+        (at.elapsed() < self.ttl).then(|| list.clone())
     }
 
     /// The tenant's subscriptions, or `None` if the tenant is unknown (not cached).
     pub async fn get(&self, tenant: &TenantId, tenants: &dyn TenantStore, subs: &dyn SubscriptionStore) -> Result<Option<Arc<Vec<Subscription>>>, StoreError> {
-        if let Some((at, list)) = self.entries.lock().unwrap().get(tenant) {
-            if at.elapsed() < self.ttl {
-                return Ok(Some(list.clone()));
-            }
+        if self.ttl.is_zero() {
+            return self.load(tenant, tenants, subs).await;
         }
+        if let Some(list) = self.fresh(tenant) {
+            return Ok(Some(list));
+        }
+        let gate = self.loading.lock().unwrap().entry(tenant.clone()).or_default().clone();
+        let result = {
+            let _turn = gate.lock().await;
+            match self.fresh(tenant) {
+                Some(list) => Ok(Some(list)), // loaded while this one waited
+                None => self.load(tenant, tenants, subs).await,
+            }
+        };
+        let mut loading = self.loading.lock().unwrap();
+        drop(gate);
+        loading.retain(|_, g| Arc::strong_count(g) > 1);
+        result
+    }
+
+    async fn load(&self, tenant: &TenantId, tenants: &dyn TenantStore, subs: &dyn SubscriptionStore) -> Result<Option<Arc<Vec<Subscription>>>, StoreError> {
         if !tenants.exists(tenant).await? {
             return Ok(None);
         }
@@ -452,6 +477,69 @@ pub(crate) mod tests {
         subscribe(&deps, "acme", URL, &["*"], true).await;
         assert_eq!(fan_out(&event("c2", "a.b"), false, &deps).await.unwrap(), 1);
         assert_eq!(queues.deliveries.lock().unwrap().len(), 2);
+    }
+
+    /// A store that counts its loads and takes a while to answer.
+    #[derive(Default)]
+    struct SlowStore {
+        exists: std::sync::atomic::AtomicUsize,
+        lists: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl TenantStore for SlowStore {
+        async fn register(&self, _: &TenantRecord) -> Result<(), StoreError> {
+            unreachable!("the cache only reads")
+        }
+        async fn exists(&self, _: &TenantId) -> Result<bool, StoreError> {
+            self.exists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(true)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SubscriptionStore for SlowStore {
+        async fn create(&self, _: &Subscription) -> Result<(), StoreError> {
+            unreachable!("the cache only reads")
+        }
+        async fn get(&self, _: &TenantId, _: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+            unreachable!("the cache lists")
+        }
+        async fn list(&self, tenant: &TenantId) -> Result<Vec<Subscription>, StoreError> {
+            self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(vec![Subscription::new(tenant.clone(), URL.into(), vec!["*".into()], OffsetDateTime::now_utc())])
+        }
+        async fn list_page(&self, _: &TenantId, _: Option<&str>, _: usize) -> Result<crate::ports::Page<Subscription>, StoreError> {
+            unreachable!("the cache lists")
+        }
+        async fn replace(&self, _: &Subscription) -> Result<(), StoreError> {
+            unreachable!("the cache only reads")
+        }
+        async fn record_health(&self, _: &TenantId, _: &SubscriptionId, _: crate::ports::HealthChange) -> Result<Option<Subscription>, StoreError> {
+            unreachable!("the cache only reads")
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_tenant_load_once() {
+        // GIVEN a cold cache and a slow store
+        let cache = SubscriptionCache::new(Duration::from_secs(60));
+        let store = SlowStore::default();
+        let (acme, other) = (TenantId::parse("acme").unwrap(), TenantId::parse("other").unwrap());
+        // WHEN ten messages of one tenant and one of another ask at once
+        let asks = (0..10).map(|_| &acme).chain([&other]).map(|t| cache.get(t, &store, &store));
+        let lists = futures::future::join_all(asks).await;
+        // THEN each tenant was loaded once, and everyone got the list
+        assert!(lists.iter().all(|l| matches!(l, Ok(Some(v)) if v.len() == 1)));
+        assert_eq!(store.exists.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(store.lists.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(cache.loading.lock().unwrap().is_empty(), "no gate outlives its load");
+        // AND with no TTL nothing is shared
+        let uncached = SubscriptionCache::new(Duration::ZERO);
+        futures::future::join_all((0..3).map(|_| uncached.get(&acme, &store, &store))).await;
+        assert_eq!(store.lists.load(std::sync::atomic::Ordering::SeqCst), 5);
     }
 
     #[test]
