@@ -944,7 +944,7 @@ impl Intercept for SqsMeter {
         "SqsMeter"
     }
 
-    fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn modify_before_serialization(&self, ctx: &mut BeforeSerializationInterceptorContextMut<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
         use aws_sdk_sqs::operation::{
             change_message_visibility::ChangeMessageVisibilityInput, delete_message_batch::DeleteMessageBatchInput, get_queue_attributes::GetQueueAttributesInput,
             receive_message::ReceiveMessageInput, send_message::SendMessageInput, send_message_batch::SendMessageBatchInput,
