@@ -57,6 +57,7 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
         *ack = Ack::Retry;
     }
     figures.emit();
+    crate::telemetry::flush();
     sqs_batch::response(acks)
 }
 

@@ -77,7 +77,7 @@ impl Batch {
         if enabled() {
             let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
             if let Some(doc) = self.document(now_ms) {
-                println!("{doc}");
+                crate::telemetry::write_line(&doc.to_string());
             }
         }
     }

@@ -22,8 +22,11 @@ async fn main() -> Result<(), Error> {
     let config = shared::Config::from_env()?;
     let sdk = shared::load_sdk_config().await;
     let router = &shared::api::router(Arc::new(shared::Deps::aws(&sdk, config)));
+    shared::telemetry::flush(); // what init logged
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-        handle(router, event.payload).await
+        let response = handle(router, event.payload).await;
+        shared::telemetry::flush();
+        response
     }))
     .await
 }

@@ -12,6 +12,7 @@ async fn main() -> Result<(), Error> {
     // Refuse to start on a queue whose redrive/retention/visibility does not fit the schedule.
     shared::delivery::queue_check::check(&aws_sdk_sqs::Client::new(&sdk), &config).await?;
     let deps = &shared::Deps::aws(&sdk, config);
+    shared::telemetry::flush(); // what init logged
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(shared::delivery::handle_batch(event.payload, deps).await)
     }))

@@ -9,6 +9,7 @@ async fn main() -> Result<(), Error> {
     let config = shared::Config::from_env()?;
     let sdk = shared::load_sdk_config().await;
     let deps = &shared::Deps::aws(&sdk, config);
+    shared::telemetry::flush(); // what init logged
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, Error>(shared::fanout::handle_batch(event.payload, deps).await)
     }))

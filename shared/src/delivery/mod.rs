@@ -28,6 +28,7 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
     let figures = metrics::Batch::new("delivery");
     let response = sqs_batch::process(event, |msg| handle_message(msg, deps, &figures)).await;
     figures.emit();
+    crate::telemetry::flush();
     response
 }
 
