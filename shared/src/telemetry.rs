@@ -29,7 +29,7 @@ pub fn init() {
     let result = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         // The current span only: the list of all open spans would repeat its parents' fields on
         // every line (≈ 100 bytes and 1.4 µs per line).
-        let layer = fmt::layer().json().with_current_span(true).with_span_list(false).without_time().with_writer(StdoutLines);
+        let layer = fmt::layer().json().with_current_span(true).with_span_list(false).without_time().with_writer(HeldRef(LazyLock::force(&STDOUT)));
         let result = registry.with(layer).try_init();
         if result.is_ok() && !HOLDING.swap(true, Ordering::SeqCst) {
             let next = std::panic::take_hook();
@@ -70,17 +70,17 @@ static HOLDING: AtomicBool = AtomicBool::new(false);
 static STDOUT: LazyLock<Held<io::Stdout>> = LazyLock::new(|| Held::new(io::stdout()));
 
 /// Lines held for one `write` to `out`.
-pub struct Held<W> {
+struct Held<W> {
     inner: Mutex<(Vec<u8>, W)>,
 }
 
 impl<W: Write> Held<W> {
-    pub fn new(out: W) -> Self {
+    fn new(out: W) -> Self {
         Self { inner: Mutex::new((Vec::new(), out)) }
     }
 
     /// Holds `bytes`; writes all that is held if `now`, or if it is more than `HOLD_AT_MOST`.
-    pub fn push(&self, bytes: &[u8], now: bool) {
+    fn push(&self, bytes: &[u8], now: bool) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.0.extend_from_slice(bytes);
         if now || inner.0.len() > HOLD_AT_MOST {
@@ -88,7 +88,7 @@ impl<W: Write> Held<W> {
         }
     }
 
-    pub fn flush(&self) {
+    fn flush(&self) {
         write_out(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
@@ -97,11 +97,6 @@ impl<W: Write> Held<W> {
         if let Ok(mut inner) = self.inner.try_lock() {
             write_out(&mut inner);
         }
-    }
-
-    /// The sink (tests).
-    pub fn into_inner(self) -> W {
-        self.inner.into_inner().unwrap_or_else(|e| e.into_inner()).1
     }
 }
 
@@ -114,12 +109,12 @@ fn write_out<W: Write>((held, out): &mut (Vec<u8>, W)) {
 }
 
 /// The writer the fmt layer gets per line: a warning or an error goes out at once.
-pub struct HeldLine<'a, W: Write> {
-    held: &'a Held<W>,
+struct HeldLine<W: 'static> {
+    held: &'static Held<W>,
     now: bool,
 }
 
-impl<W: Write> Write for HeldLine<'_, W> {
+impl<W: Write> Write for HeldLine<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.held.push(bytes, self.now);
         Ok(bytes.len())
@@ -130,31 +125,18 @@ impl<W: Write> Write for HeldLine<'_, W> {
     }
 }
 
-impl<'a, W: Write + 'a> MakeWriter<'a> for Held<W> {
-    type Writer = HeldLine<'a, W>;
+/// What the fmt layer owns: a handle to the `Held` it writes into (`STDOUT` in Lambda).
+struct HeldRef<W: 'static>(&'static Held<W>);
 
-    fn make_writer(&'a self) -> Self::Writer {
-        HeldLine { held: self, now: true }
+impl<W: Write> MakeWriter<'_> for HeldRef<W> {
+    type Writer = HeldLine<W>;
+
+    fn make_writer(&self) -> Self::Writer {
+        HeldLine { held: self.0, now: true }
     }
 
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        HeldLine { held: self, now: *meta.level() <= Level::WARN }
-    }
-}
-
-/// The process's stdout, held (a handle to `STDOUT` the fmt layer can own).
-#[derive(Clone, Copy)]
-struct StdoutLines;
-
-impl<'a> MakeWriter<'a> for StdoutLines {
-    type Writer = HeldLine<'static, io::Stdout>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        STDOUT.make_writer()
-    }
-
-    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        STDOUT.make_writer_for(meta)
+    fn make_writer_for(&self, meta: &Metadata<'_>) -> Self::Writer {
+        HeldLine { held: self.0, now: *meta.level() <= Level::WARN }
     }
 }
 
@@ -189,39 +171,31 @@ mod tests {
         }
     }
 
-    /// The fmt layer owns its writer: a shared handle to the `Held` under test.
-    struct Lines(std::sync::Arc<Held<Writes>>);
-
-    impl<'a> MakeWriter<'a> for Lines {
-        type Writer = HeldLine<'a, Writes>;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.0.make_writer()
-        }
-        fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-            self.0.make_writer_for(meta)
-        }
+    fn held() -> &'static Held<Writes> {
+        Box::leak(Box::new(Held::new(Writes::default())))
     }
 
-    fn written(held: &Held<Writes>) -> usize {
-        held.inner.lock().unwrap().1 .0.len()
+    /// The writes the sink got so far.
+    fn writes(held: &Held<Writes>) -> Vec<Vec<u8>> {
+        held.inner.lock().unwrap().1 .0.clone()
     }
 
     #[test]
     fn info_lines_wait_for_the_flush_and_a_warning_takes_them_out_at_once() {
-        let held = std::sync::Arc::new(Held::new(Writes::default()));
-        let subscriber = tracing_subscriber::registry().with(fmt::layer().json().without_time().with_writer(Lines(held.clone())));
+        let held = held();
+        let subscriber = tracing_subscriber::registry().with(fmt::layer().json().without_time().with_writer(HeldRef(held)));
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(n = 1, "first");
             tracing::info!(n = 2, "second");
             // Nothing written yet: both lines are held.
-            assert_eq!(written(&held), 0);
+            assert!(writes(held).is_empty());
             tracing::warn!(n = 3, "third");
         });
-        assert_eq!(written(&held), 1);
+        assert_eq!(writes(held).len(), 1);
         held.push(b"{\"emf\":1}\n", false);
         held.flush();
         held.flush(); // nothing left: no empty write
-        let writes = std::sync::Arc::try_unwrap(held).ok().expect("the subscriber is gone").into_inner().0;
+        let writes = writes(held);
         assert_eq!(writes.len(), 2, "one write up to the warning, one for the rest");
         let first = String::from_utf8(writes[0].clone()).unwrap();
         let lines: Vec<serde_json::Value> = first.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -231,16 +205,15 @@ mod tests {
 
     #[test]
     fn a_large_batch_is_written_without_waiting_for_the_end() {
-        let held = Held::new(Writes::default());
+        let held = held();
         let line = [b'x'; 1000];
         for _ in 0..70 {
             held.push(&line, false);
         }
         // 64 KB is crossed at the 66th line: written then, the rest still held.
-        assert_eq!(written(&held), 1);
+        assert_eq!(writes(held).len(), 1);
         assert_eq!(held.inner.lock().unwrap().0.len(), 4_000);
         held.flush();
-        let writes = held.into_inner().0;
-        assert_eq!(writes.iter().map(Vec::len).collect::<Vec<_>>(), [66_000, 4_000]);
+        assert_eq!(writes(held).iter().map(Vec::len).collect::<Vec<_>>(), [66_000, 4_000]);
     }
 }

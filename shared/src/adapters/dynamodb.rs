@@ -477,10 +477,10 @@ impl DeliveryStore for DynamoDeliveries {
         // An event item never changes once written, so an eventually consistent read (half the
         // read units) can only miss it if it comes within a second or so of the put; a strong
         // read settles that case.
-        let key = HashMap::from([("tenant_id".into(), s(tenant.as_str())), ("event_id".into(), s(event_id))]);
-        let item = match get_item(&self.client, &self.events_table, key.clone(), None, Consistency::Eventual, "get event").await? {
+        let key = || HashMap::from([("tenant_id".into(), s(tenant.as_str())), ("event_id".into(), s(event_id))]);
+        let item = match get_item(&self.client, &self.events_table, key(), None, Consistency::Eventual, "get event").await? {
             Some(item) => Some(item),
-            None => get_item(&self.client, &self.events_table, key, None, Consistency::Strong, "get event").await?,
+            None => get_item(&self.client, &self.events_table, key(), None, Consistency::Strong, "get event").await?,
         };
         item.map(event_from_item).transpose()
     }
