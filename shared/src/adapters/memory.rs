@@ -119,27 +119,29 @@ impl TenantStore for MemoryTenants {
     }
 }
 
+/// Events by tenant then id, attempts by delivery: lookups borrow the caller's keys (no key is
+/// built per call) and listing a delivery's attempts reads only its own.
 #[derive(Default)]
 pub struct MemoryDeliveries {
-    events: Mutex<HashMap<(TenantId, String), StoredEvent>>,
+    events: Mutex<HashMap<TenantId, HashMap<String, StoredEvent>>>,
     deliveries: Mutex<HashMap<DeliveryId, Delivery>>,
-    attempts: Mutex<BTreeMap<(DeliveryId, u32), Attempt>>,
+    attempts: Mutex<HashMap<DeliveryId, BTreeMap<u32, Attempt>>>,
 }
 
 #[async_trait]
 impl DeliveryStore for MemoryDeliveries {
     async fn put_event(&self, event: &StoredEvent) -> StoreResult<Created> {
         let mut map = self.events.lock().unwrap();
-        let key = (event.tenant_id.clone(), event.event_id.clone());
-        if map.contains_key(&key) {
+        let of_tenant = map.entry(event.tenant_id.clone()).or_default();
+        if of_tenant.contains_key(&event.event_id) {
             return Ok(Created::Existed);
         }
-        map.insert(key, event.clone());
+        of_tenant.insert(event.event_id.clone(), event.clone());
         Ok(Created::New)
     }
 
     async fn get_event(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>> {
-        Ok(self.events.lock().unwrap().get(&(tenant.clone(), event_id.to_owned())).cloned())
+        Ok(self.events.lock().unwrap().get(tenant).and_then(|m| m.get(event_id)).cloned())
     }
 
     async fn create_delivery(&self, delivery: &Delivery) -> StoreResult<Created> {
@@ -163,13 +165,13 @@ impl DeliveryStore for MemoryDeliveries {
         d.last_status_code = attempt.status_code;
         d.last_error_class = attempt.error_class;
         d.last_attempt_at = Some(attempt.started_at);
-        self.attempts.lock().unwrap().insert((attempt.delivery_id.clone(), attempt.attempt), attempt.clone());
+        self.attempts.lock().unwrap().entry(attempt.delivery_id.clone()).or_default().insert(attempt.attempt, attempt.clone());
         Ok(())
     }
 
     async fn list_attempts(&self, id: &DeliveryId) -> StoreResult<Vec<Attempt>> {
         let map = self.attempts.lock().unwrap();
-        Ok(map.iter().filter(|((d, _), _)| d == id).map(|(_, a)| a.clone()).collect())
+        Ok(map.get(id).map(|a| a.values().cloned().collect()).unwrap_or_default())
     }
 
     async fn list_deliveries(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Delivery>> {
