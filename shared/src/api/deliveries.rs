@@ -273,7 +273,7 @@ pub async fn test(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdP
     deps.deliveries.put_event(&stored).await?;
     let delivery = Delivery::pending(&event, &sub.subscription_id, now, expires_at);
     deps.deliveries.create_delivery(&delivery).await?;
-    let (record, outcome) = delivery::attempt(&deps, &sub, &delivery, &stored, Trigger::Test).await;
+    let (record, outcome) = delivery::attempt(&deps, &sub, &delivery, stored, Trigger::Test).await;
     let status = match outcome {
         delivery::http::DeliveryOutcome::Delivered(_) => DeliveryStatus::Delivered,
         delivery::http::DeliveryOutcome::Failed { .. } => DeliveryStatus::Failed,

@@ -103,7 +103,7 @@ async fn deliver(task: &DeliveryTask, receive: u32, handle: Option<&MessageHandl
         return Err(StoreError::Corrupt(format!("event {event_id} not found")));
     };
 
-    let (record, outcome) = attempt(deps, &sub, &delivery, &event, *trigger).await;
+    let (record, outcome) = attempt(deps, &sub, &delivery, event, *trigger).await;
     let status_code = outcome.response().status;
     let ms = outcome.response().ms;
     let next = match &outcome {
@@ -155,10 +155,12 @@ async fn deliver(task: &DeliveryTask, receive: u32, handle: Option<&MessageHandl
 }
 
 /// One POST of `event` for `delivery` to `sub`, and its attempt record (numbered after the
-/// delivery's previous attempts, whichever message or route made them).
-pub async fn attempt(deps: &Deps, sub: &Subscription, delivery: &Delivery, event: &StoredEvent, trigger: Trigger) -> (Attempt, DeliveryOutcome) {
+/// delivery's previous attempts, whichever message or route made them). The event's body becomes
+/// the request body: it is not copied (a 256 KB body would be held twice).
+pub async fn attempt(deps: &Deps, sub: &Subscription, delivery: &Delivery, event: StoredEvent, trigger: Trigger) -> (Attempt, DeliveryOutcome) {
     let started_at = OffsetDateTime::now_utc();
-    let outcome = deps.sender.post(&sub.url, headers(delivery, sub, event, started_at), event.body.clone().into_bytes()).await;
+    let headers = headers(delivery, sub, &event, started_at);
+    let outcome = deps.sender.post(&sub.url, headers, event.body.into_bytes()).await;
     let response = outcome.response().clone();
     let (error_class, error_message) = match &outcome {
         DeliveryOutcome::Delivered(_) => (None, None),
