@@ -13,6 +13,7 @@ pub mod matching;
 pub mod metrics;
 pub mod model;
 pub mod ports;
+pub mod queue_check;
 pub mod retry;
 pub mod signing;
 pub mod sqs_batch;

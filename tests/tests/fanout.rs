@@ -131,3 +131,49 @@ async fn a_thousand_subscriptions_fan_out_in_a_hundred_batch_calls() {
     assert!(batches <= 100, "{batches} SendMessageBatch calls");
     assert_eq!(stack.calls.get("PutItem"), n as u64 + 1, "one conditional put per delivery plus the event body");
 }
+
+/// Creates a queue of `stack`'s own naming with the given attributes; returns its URL.
+async fn queue_with(stack: &TestStack, suffix: &str, attrs: &[(aws_sdk_sqs::types::QueueAttributeName, String)]) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let mut req = stack.sqs.create_queue().queue_name(format!("qc-{suffix}-{nanos}"));
+    for (k, v) in attrs {
+        req = req.attributes(k.clone(), v.clone());
+    }
+    req.send().await.expect("create queue").queue_url.expect("queue url")
+}
+
+#[tokio::test]
+async fn the_functions_refuse_queues_that_would_lose_messages() {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    // GIVEN a stack (whose queues pass: it started) and three misconfigured queues
+    let stack = TestStack::start(queued_only()).await;
+    let dlq_arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&stack.config.events_dlq_url)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&A::QueueArn]
+        .clone();
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#);
+    let no_dlq = queue_with(&stack, "nodlq", &[]).await;
+    let expires_first = queue_with(&stack, "short", &[(A::RedrivePolicy, redrive), (A::VisibilityTimeout, "60".into()), (A::MessageRetentionPeriod, "240".into())]).await;
+    let sdk = shared::load_sdk_config().await;
+    let start = |config: shared::Config| {
+        let sdk = sdk.clone();
+        async move { runner::Runner::start(&sdk, config, runner::Options::default()).await.err().map(|e| e.to_string()) }
+    };
+
+    // WHEN the events queue has no DLQ THEN the runner (as the fan-out function) refuses to start
+    let err = start(shared::Config { events_queue_url: no_dlq.clone(), ..stack.config.clone() }).await.expect("refused");
+    assert!(err.contains("the events queue has no RedrivePolicy"), "{err}");
+    // WHEN it would drop an event before its fifth receive THEN too, naming the parameter to raise
+    let err = start(shared::Config { events_queue_url: expires_first, ..stack.config.clone() }).await.expect("refused");
+    assert!(err.contains("keeps messages 240s") && err.contains("needs 300s") && err.contains("RetentionSeconds"), "{err}");
+    // WHEN the delivery queue has no DLQ THEN the delivery check refuses it
+    let err = start(shared::Config { delivery_queue_url: no_dlq, ..stack.config.clone() }).await.expect("refused");
+    assert!(err.contains("the delivery queue has no RedrivePolicy"), "{err}");
+}

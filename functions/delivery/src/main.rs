@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let config = shared::Config::from_env()?;
     let sdk = shared::load_sdk_config().await;
     // Refuse to start on a queue whose redrive/retention/visibility does not fit the schedule.
-    shared::delivery::queue_check::check(&aws_sdk_sqs::Client::new(&sdk), &config).await?;
+    shared::queue_check::check_delivery_queue(&aws_sdk_sqs::Client::new(&sdk), &config).await?;
     let deps = &shared::Deps::aws(&sdk, config);
     shared::telemetry::flush(); // what init logged
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

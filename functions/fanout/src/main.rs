@@ -8,6 +8,8 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = shared::Config::from_env()?;
     let sdk = shared::load_sdk_config().await;
+    // Refuse to start on an events queue that would drop an event that keeps failing.
+    shared::queue_check::check_events_queue(&aws_sdk_sqs::Client::new(&sdk), &config).await?;
     let deps = &shared::Deps::aws(&sdk, config);
     shared::telemetry::flush(); // what init logged
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

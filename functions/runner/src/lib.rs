@@ -44,10 +44,10 @@ pub struct Runner {
 
 impl Runner {
     pub async fn start(sdk: &aws_config::SdkConfig, config: Config, opts: Options) -> std::io::Result<Self> {
-        // As the delivery function does at cold start (not counted: it is not per message).
-        if let Err(problem) = shared::delivery::queue_check::check(&aws_sdk_sqs::Client::new(sdk), &config).await {
-            return Err(std::io::Error::other(problem));
-        }
+        // As the delivery and fan-out functions do at cold start (not counted: not per message).
+        let plain = aws_sdk_sqs::Client::new(sdk);
+        shared::queue_check::check_delivery_queue(&plain, &config).await.map_err(std::io::Error::other)?;
+        shared::queue_check::check_events_queue(&plain, &config).await.map_err(std::io::Error::other)?;
         let sqs = calls::sqs_client(sdk, opts.calls.as_ref());
         let deps = Arc::new(Deps::aws_counted(sdk, config, opts.calls.as_ref()));
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;

@@ -3,7 +3,6 @@
 //! as a batch item failure; SQS redelivers it then, and dead-letters it after the last attempt.
 
 pub mod http;
-pub mod queue_check;
 
 use crate::deps::Deps;
 use crate::metrics::{self, Metric};

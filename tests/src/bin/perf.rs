@@ -1678,7 +1678,7 @@ async fn fig4(stack: &Stack, runs: usize) -> F4 {
         println!("  bootstraps from PERF_BOOTSTRAP_DIR={alt}");
     }
     println!("  stub: a loopback HTTP server per run; env: AWS_LAMBDA_* (128 MB), the stack's Config variables, AWS_ENDPOINT_URL (LocalStack);");
-    println!("  the delivery function reads the delivery queue's attributes (GetQueueAttributes) before its first /next. {runs} runs after 1 warm-up, page cache warm.");
+    println!("  the fan-out and delivery functions read their queue's attributes (GetQueueAttributes) before their first /next. {runs} runs after 1 warm-up, page cache warm.");
     println!("  {:<9} {:>10} {:>9} {:>11} {:>9} {:>9} {:>12} {:>12}", "function", "size MB", "stripped", "median ms", "min ms", "max ms", "RSS@next MB", "HWM@next MB");
     for (f, size, stripped, runs, err) in &rows {
         let ms: Vec<f64> = runs.iter().map(|r| r.ms).collect();
@@ -2108,7 +2108,7 @@ fn main() {
         if needs_a {
             let extra = [("RETRY_SCHEDULE", "300"), ("ALLOW_HTTP", "true"), ("ALLOW_PRIVATE_TARGETS", "true")];
             let stack = provision_stack("a", &[("DeliveryMaxReceiveCount", "2".into())], &extra);
-            shared::delivery::queue_check::check(&aws_sdk_sqs::Client::new(&sdk), &stack.config).await.expect("queue fits the schedule");
+            shared::queue_check::check_delivery_queue(&aws_sdk_sqs::Client::new(&sdk), &stack.config).await.expect("queue fits the schedule");
             let counter = CallCounter::default();
             let ledger = Ledger::new(&stack.config);
             let (deps, sqs) = metered_deps(&sdk, &stack.config, &counter, &ledger);
