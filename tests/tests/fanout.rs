@@ -147,17 +147,7 @@ async fn the_functions_refuse_queues_that_would_lose_messages() {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     // GIVEN a stack (whose queues pass: it started) and three misconfigured queues
     let stack = TestStack::start(queued_only()).await;
-    let dlq_arn = stack
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&stack.config.events_dlq_url)
-        .attribute_names(A::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&A::QueueArn]
-        .clone();
+    let dlq_arn = &stack.outputs["EVENTS_DLQ_ARN"];
     let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#);
     let no_dlq = queue_with(&stack, "nodlq", &[]).await;
     let expires_first = queue_with(&stack, "short", &[(A::RedrivePolicy, redrive), (A::VisibilityTimeout, "60".into()), (A::MessageRetentionPeriod, "240".into())]).await;
