@@ -9,12 +9,14 @@ pub struct Config {
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub delivery_queue_url: String,
+    pub delivery_dlq_url: String,
     pub subscriptions_table: String,
     pub api_keys_table: String,
     pub tenants_table: String,
+    /// Events published over HTTP (idempotency and the events view).
     pub events_table: String,
+    /// The delivery ledger.
     pub deliveries_table: String,
-    pub attempts_table: String,
     pub retry: RetryPolicy,
     /// Total time allowed for one delivery POST (connect timeout is 5 s within it).
     pub delivery_timeout: Duration,
@@ -28,12 +30,29 @@ pub struct Config {
     pub max_subscriptions: usize,
     /// How long a warm fan-out function reuses a tenant's subscription list.
     pub subscription_cache_ttl: Duration,
+    /// How often a worker writes a subscription's health at most (see `delivery::health`).
+    pub health_flush: Duration,
     /// The least wait after a 429 or a timeout (Svix waits at least a minute).
     pub min_throttle_delay: Duration,
     /// A run of failures spanning this long disables the subscription (default 5 days).
     pub disable_after: Duration,
     /// How long the previous secret keeps signing after a rotation.
     pub secret_overlap: Duration,
+    /// The first wait after an infrastructure error (DynamoDB or SQS failing); it doubles with
+    /// each receive of the message, up to SQS's 12 h, so a long outage costs few receives.
+    pub infra_backoff: Duration,
+    /// The longest such wait (bounded so that a message still reaches its DLQ within the queue's
+    /// retention, which the cold-start check verifies).
+    pub infra_backoff_max: Duration,
+    /// A retrying delivery whose next attempt is this overdue may be taken over by another task
+    /// (its owner's message is gone, e.g. purged).
+    pub takeover_after: Duration,
+    /// The test route's POST timeout: below the API function's own (10 s in the template).
+    pub test_timeout: Duration,
+    /// The sweeper re-sends a queued redelivery that no worker claimed for this long.
+    pub sweep_queued_after: Duration,
+    /// Deliveries one recover request reopens at most (it answers with a cursor to go on).
+    pub recover_limit: usize,
     /// Send every delivery through this HTTP proxy (testing only: the API fuzzer's local sink).
     /// Unset, deliveries ignore the ambient proxy variables, which would bypass the SSRF resolver.
     pub delivery_proxy: Option<String>,
@@ -71,12 +90,12 @@ impl Config {
             events_queue_url: req("EVENTS_QUEUE_URL")?,
             events_dlq_url: req("EVENTS_DLQ_URL")?,
             delivery_queue_url: req("DELIVERY_QUEUE_URL")?,
+            delivery_dlq_url: req("DELIVERY_DLQ_URL")?,
             subscriptions_table: req("SUBSCRIPTIONS_TABLE")?,
             api_keys_table: req("API_KEYS_TABLE")?,
             tenants_table: req("TENANTS_TABLE")?,
             events_table: req("EVENTS_TABLE")?,
             deliveries_table: req("DELIVERIES_TABLE")?,
-            attempts_table: req("ATTEMPTS_TABLE")?,
             retry,
             delivery_timeout: Duration::from_millis(number("DELIVERY_TIMEOUT_MS", 15_000)?),
             allow_http: flag("ALLOW_HTTP")?,
@@ -84,9 +103,16 @@ impl Config {
             retention: Duration::from_secs(86_400 * number("RETENTION_DAYS", 30)?),
             max_subscriptions: number("MAX_SUBSCRIPTIONS_PER_TENANT", 25)? as usize,
             subscription_cache_ttl: Duration::from_millis(number("SUBSCRIPTION_CACHE_TTL_MS", 10_000)?),
+            health_flush: Duration::from_secs(number("HEALTH_FLUSH_SECS", 60)?),
             min_throttle_delay: Duration::from_secs(number("MIN_THROTTLE_DELAY_SECS", 60)?),
             disable_after: Duration::from_secs(number("DISABLE_AFTER_SECS", 5 * 86_400)?),
             secret_overlap: Duration::from_secs(number("SECRET_OVERLAP_SECS", 86_400)?),
+            infra_backoff: Duration::from_millis(number("INFRA_BACKOFF_MS", 5_000)?),
+            infra_backoff_max: Duration::from_secs(number("INFRA_BACKOFF_MAX_SECS", 6 * 3_600)?),
+            takeover_after: Duration::from_secs(number("TAKEOVER_AFTER_SECS", 3_600)?),
+            test_timeout: Duration::from_millis(number("TEST_TIMEOUT_MS", 5_000)?),
+            sweep_queued_after: Duration::from_secs(number("SWEEP_QUEUED_AFTER_SECS", 300)?),
+            recover_limit: number("RECOVER_LIMIT", 1_000)? as usize,
             delivery_proxy: get("DELIVERY_PROXY").filter(|v| !v.is_empty()),
         })
     }
@@ -102,12 +128,12 @@ mod tests {
             "EVENTS_QUEUE_URL",
             "EVENTS_DLQ_URL",
             "DELIVERY_QUEUE_URL",
+            "DELIVERY_DLQ_URL",
             "SUBSCRIPTIONS_TABLE",
             "API_KEYS_TABLE",
             "TENANTS_TABLE",
             "EVENTS_TABLE",
             "DELIVERIES_TABLE",
-            "ATTEMPTS_TABLE",
         ]
         .into_iter()
         .map(|k| (k, format!("v-{k}")))
@@ -117,10 +143,10 @@ mod tests {
     #[test]
     fn names_the_missing_variable() {
         let mut env = base();
-        env.remove("ATTEMPTS_TABLE");
+        env.remove("DELIVERIES_TABLE");
         let err = Config::from_lookup(|k| env.get(k).cloned()).unwrap_err();
-        assert_eq!(err, ConfigError::Missing("ATTEMPTS_TABLE"));
-        assert!(err.to_string().contains("ATTEMPTS_TABLE"));
+        assert_eq!(err, ConfigError::Missing("DELIVERIES_TABLE"));
+        assert!(err.to_string().contains("DELIVERIES_TABLE"));
     }
 
     #[test]

@@ -2,11 +2,18 @@
 
 use crate::adapters::calls::{self, CallCounter};
 use crate::adapters::{dynamodb, memory, sqs};
+use crate::cache::TtlCache;
 use crate::config::Config;
+use crate::delivery::health::HealthBook;
 use crate::delivery::http::HttpSender;
-use crate::fanout::SubscriptionCache;
-use crate::ports::{ApiKeyStore, DeliveryStore, Queues, SubscriptionStore, TenantStore};
+use crate::faults::Faults;
+use crate::ids::{SubscriptionId, TenantId};
+use crate::model::Subscription;
+use crate::ports::{ApiKeyStore, EventStore, Ledger, Queues, SubscriptionStore, TenantStore};
 use std::sync::Arc;
+
+/// A tenant's subscriptions as fan-out matches them (`None`: the tenant is unknown).
+pub type TenantSubscriptions = Option<Arc<Vec<Subscription>>>;
 
 #[derive(Clone)]
 pub struct Deps {
@@ -14,10 +21,18 @@ pub struct Deps {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
     pub tenants: Arc<dyn TenantStore>,
-    pub deliveries: Arc<dyn DeliveryStore>,
+    /// Events published over HTTP.
+    pub events: Arc<dyn EventStore>,
+    pub ledger: Arc<dyn Ledger>,
     pub queues: Arc<dyn Queues>,
     pub sender: HttpSender,
-    pub subscription_cache: Arc<SubscriptionCache>,
+    /// Fan-out: each tenant's subscriptions, for `SUBSCRIPTION_CACHE_TTL_MS`.
+    pub tenant_cache: Arc<TtlCache<TenantId, TenantSubscriptions>>,
+    /// Delivery: each subscription, for the same TTL (reloaded when a task names a newer version).
+    pub subscription_cache: Arc<TtlCache<(TenantId, SubscriptionId), Option<Arc<Subscription>>>>,
+    /// Delivery: health changes not yet written.
+    pub health: Arc<HealthBook>,
+    pub faults: Faults,
 }
 
 impl Deps {
@@ -28,39 +43,72 @@ impl Deps {
 
     /// The AWS adapters with every API call counted (tests and benchmarks).
     pub fn aws_counted(sdk: &aws_config::SdkConfig, config: Config, counter: Option<&CallCounter>) -> Self {
-        let ddb = calls::dynamodb_client(sdk, counter);
-        let sqs = calls::sqs_client(sdk, counter);
-        Self {
-            subscriptions: Arc::new(dynamodb::DynamoSubscriptions::new(ddb.clone(), &config)),
-            api_keys: Arc::new(dynamodb::DynamoApiKeys::new(ddb.clone(), &config)),
-            tenants: Arc::new(dynamodb::DynamoTenants::new(ddb.clone(), &config)),
-            deliveries: Arc::new(dynamodb::DynamoDeliveries::new(ddb, &config)),
-            queues: Arc::new(sqs::SqsQueues::new(sqs, &config)),
-            sender: sender(&config),
-            subscription_cache: Arc::new(SubscriptionCache::new(config.subscription_cache_ttl)),
-            config,
-        }
+        Self::aws_at(sdk, config, counter, None, None)
+    }
+
+    /// The AWS adapters with SQS and DynamoDB at endpoints of their own, if given (tests cut one
+    /// of them off through a proxy).
+    pub fn aws_at(sdk: &aws_config::SdkConfig, config: Config, counter: Option<&CallCounter>, sqs_endpoint: Option<&str>, dynamodb_endpoint: Option<&str>) -> Self {
+        let ddb = calls::dynamodb_client(sdk, counter, dynamodb_endpoint);
+        let sqs = calls::sqs_client(sdk, counter, sqs_endpoint);
+        Self::with(
+            config.clone(),
+            Arc::new(dynamodb::DynamoSubscriptions::new(ddb.clone(), &config)),
+            Arc::new(dynamodb::DynamoApiKeys::new(ddb.clone(), &config)),
+            Arc::new(dynamodb::DynamoTenants::new(ddb.clone(), &config)),
+            Arc::new(dynamodb::DynamoEvents::new(ddb.clone(), &config)),
+            Arc::new(dynamodb::DynamoLedger::new(ddb, &config)),
+            Arc::new(sqs::SqsQueues::new(sqs, &config)),
+        )
     }
 
     /// In-memory adapters (unit tests); the queues are returned too so tests can inspect them.
     pub fn memory(config: Config) -> (Self, Arc<memory::MemoryQueues>) {
-        let queues = Arc::new(memory::MemoryQueues::default());
-        let deps = Self {
-            subscriptions: Arc::new(memory::MemorySubscriptions::default()),
-            api_keys: Arc::new(memory::MemoryApiKeys::default()),
-            tenants: Arc::new(memory::MemoryTenants::default()),
-            deliveries: Arc::new(memory::MemoryDeliveries::default()),
-            queues: queues.clone(),
-            sender: sender(&config),
-            subscription_cache: Arc::new(SubscriptionCache::new(config.subscription_cache_ttl)),
-            config,
-        };
+        let (deps, queues, _) = Self::memory_with_ledger(config);
         (deps, queues)
     }
-}
 
-fn sender(config: &Config) -> HttpSender {
-    HttpSender::new(config.delivery_timeout, config.allow_http, config.allow_private_targets).with_proxy(config.delivery_proxy.as_deref())
+    /// [`Deps::memory`], and its ledger.
+    pub fn memory_with_ledger(config: Config) -> (Self, Arc<memory::MemoryQueues>, Arc<memory::MemoryLedger>) {
+        let queues = Arc::new(memory::MemoryQueues::default());
+        let ledger = Arc::new(memory::MemoryLedger::default());
+        let deps = Self::with(
+            config,
+            Arc::new(memory::MemorySubscriptions::default()),
+            Arc::new(memory::MemoryApiKeys::default()),
+            Arc::new(memory::MemoryTenants::default()),
+            Arc::new(memory::MemoryEvents::default()),
+            ledger.clone(),
+            queues.clone(),
+        );
+        (deps, queues, ledger)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with(
+        config: Config,
+        subscriptions: Arc<dyn SubscriptionStore>,
+        api_keys: Arc<dyn ApiKeyStore>,
+        tenants: Arc<dyn TenantStore>,
+        events: Arc<dyn EventStore>,
+        ledger: Arc<dyn Ledger>,
+        queues: Arc<dyn Queues>,
+    ) -> Self {
+        Self {
+            sender: HttpSender::new(config.delivery_timeout, config.allow_http, config.allow_private_targets).with_proxy(config.delivery_proxy.as_deref()),
+            tenant_cache: Arc::new(TtlCache::new(config.subscription_cache_ttl)),
+            subscription_cache: Arc::new(TtlCache::new(config.subscription_cache_ttl)),
+            health: Arc::new(HealthBook::default()),
+            faults: Faults::default(),
+            subscriptions,
+            api_keys,
+            tenants,
+            events,
+            ledger,
+            queues,
+            config,
+        }
+    }
 }
 
 /// Loads the AWS SDK configuration once (region, credentials, and `AWS_ENDPOINT_URL` when set,

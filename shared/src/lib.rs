@@ -3,12 +3,16 @@
 
 pub mod adapters;
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod console;
 pub mod delivery;
 pub mod deps;
+pub mod envelope;
 pub mod fanout;
+pub mod faults;
 pub mod ids;
+pub mod ledger;
 pub mod matching;
 pub mod metrics;
 pub mod model;
@@ -18,7 +22,10 @@ pub mod retry;
 pub mod signing;
 pub mod sqs_batch;
 pub mod ssrf;
+pub mod sweeper;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod timefmt;
 
 pub use config::Config;

@@ -6,38 +6,32 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// The upstream contract: one event on the event queue (or `POST /v1/events`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventIn {
-    /// Upstream's id: 1–128 of `[A-Za-z0-9_.:-]`. Receivers dedupe by it.
-    pub event_id: String,
-    /// Dotted name, e.g. `project.created`.
-    pub event_type: String,
-    pub tenant_id: TenantId,
-    #[serde(with = "time::serde::rfc3339")]
-    pub occurred_at: OffsetDateTime,
-    pub data: serde_json::Value,
-}
+pub use crate::envelope::EventIn;
 
-/// An event as fanned out: `body` holds the exact bytes every delivery of it POSTs and signs.
-/// Stored once per event, referenced by its deliveries.
+/// An event published over HTTP, kept for `POST /v1/events`'s idempotency and for
+/// `GET /v1/events/{id}`: `body` holds the exact bytes its deliveries POST and sign.
+/// (Events from the queue are not stored apart: each delivery carries its event.)
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StoredEvent {
     pub tenant_id: TenantId,
     pub event_id: String,
     pub event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
     pub body: String,
     pub expires_at: i64,
 }
 
 impl StoredEvent {
-    /// The event with its body serialised once: fan-out, `POST /v1/events` and the test route all
-    /// build it here, so the bytes are the same whichever path stored it first.
     pub fn from_event(event: &EventIn, expires_at: i64) -> Self {
-        // SQS refuses U+FFFE and U+FFFF in a message; as JSON escapes they are the same value.
-        let body = serde_json::to_string(event).expect("an EventIn always serialises").replace('\u{fffe}', "\\ufffe").replace('\u{ffff}', "\\uffff");
-        Self { tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), body, expires_at }
+        Self {
+            tenant_id: event.tenant_id.clone(),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            occurred_at: event.occurred_at,
+            body: event.body(),
+            expires_at,
+        }
     }
 }
 
@@ -69,8 +63,9 @@ pub struct Subscription {
     /// Consecutive failed attempts since the last success.
     #[serde(default)]
     pub failure_count: u32,
-    /// When the current run of failures began (cleared by a success).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    /// When the current run of failures began (cleared by a success). Absent, not null, when
+    /// none: the health update's `if_not_exists` treats a stored null as a value.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub first_failure_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_delivered_at: Option<OffsetDateTime>,
@@ -81,6 +76,10 @@ pub struct Subscription {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Incremented by every change made through the API (the ETag). Delivery tasks carry the
+    /// version fan-out saw, so a worker whose cached copy is older reloads it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Subscription {
@@ -106,6 +105,7 @@ impl Subscription {
             disabled_reason: None,
             created_at: now,
             updated_at: now,
+            version: 1,
         }
     }
 
@@ -167,58 +167,101 @@ mod secret_text {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// A delivery's state as the API shows it (see the state machine in docs/architecture.md).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
-    Pending,
+    /// Waiting for its first attempt, or reopened by a redelivery and waiting for it.
+    Queued,
+    /// An attempt failed; the next is at `next_attempt_at`.
+    Retrying,
     Delivered,
+    /// Retries exhausted, or the endpoint answered 410 Gone.
     Failed,
+    /// Not attempted (any more): the subscription was deleted or disabled.
+    Cancelled,
+    /// Its queue message reached the delivery DLQ (our infrastructure failed it): resumed by a
+    /// redrive of the DLQ or by the API's redeliver / recover.
+    DeadLettered,
 }
 
-/// One event to one subscription. Its id is the `webhook-id` header.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Delivery {
+impl DeliveryStatus {
+    /// Settled for good unless someone redelivers it.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Delivered | Self::Failed | Self::Cancelled)
+    }
+
+    /// What redeliver and recover reopen.
+    pub fn is_recoverable(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled | Self::DeadLettered)
+    }
+}
+
+/// A record's status: the API's, plus the moment a worker has claimed a redelivery.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    Queued,
+    /// A worker claimed a queued redelivery and is attempting it (shown as `queued`).
+    Attempting,
+    Retrying,
+    Delivered,
+    Failed,
+    Cancelled,
+    DeadLettered,
+}
+
+impl RecordStatus {
+    pub fn public(self) -> DeliveryStatus {
+        match self {
+            Self::Queued | Self::Attempting => DeliveryStatus::Queued,
+            Self::Retrying => DeliveryStatus::Retrying,
+            Self::Delivered => DeliveryStatus::Delivered,
+            Self::Failed => DeliveryStatus::Failed,
+            Self::Cancelled => DeliveryStatus::Cancelled,
+            Self::DeadLettered => DeliveryStatus::DeadLettered,
+        }
+    }
+}
+
+/// One entry of a delivery's ledger: every write to a delivery appends one (an attempt and the
+/// state after it, or a state change without an attempt), conditionally on its sequence number
+/// being free, so writers never overwrite each other. The newest record is the delivery's head.
+/// Record 1 also holds the event (its body, tenant and type), so the ledger alone can redeliver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
     pub delivery_id: DeliveryId,
-    pub tenant_id: TenantId,
-    pub subscription_id: SubscriptionId,
+    /// 1, 2, … within the delivery.
+    pub seq: u32,
     pub event_id: String,
     pub event_type: String,
-    pub status: DeliveryStatus,
+    pub status: RecordStatus,
+    /// POSTs made so far, this record's included.
     pub attempts: u32,
-    /// Summary of the latest attempt.
-    #[serde(default)]
-    pub last_status_code: Option<u16>,
-    #[serde(default)]
-    pub last_error_class: Option<FailureClass>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub last_attempt_at: Option<OffsetDateTime>,
-    /// Fixed-width (the `by_subscription` index sorts by it).
-    #[serde(with = "crate::timefmt")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    /// POSTs in the current run (a redelivery starts a new run with the whole schedule).
+    pub run: u32,
+    /// The queue message that owns a `retrying` or `attempting` delivery (its SQS message id).
+    pub owner: Option<String>,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// A queued redelivery's token: only the task that carries it may claim the delivery.
+    pub token: Option<String>,
+    /// When the API queued it (kept until a worker claims it; the sweeper's index).
+    pub queued_at: Option<OffsetDateTime>,
+    /// The POST this record reports, if it reports one.
+    pub attempt: Option<Attempt>,
+    /// Why it failed, was cancelled or dead-lettered (no payload text).
+    pub reason: Option<String>,
+    /// Record 1 only: the event's tenant and body.
+    pub event: Option<RecordedEvent>,
+    pub written_at: OffsetDateTime,
     pub expires_at: i64,
 }
 
-impl Delivery {
-    /// A new, never attempted delivery of `event` to `subscription`, with its derived id.
-    pub fn pending(event: &EventIn, subscription: &SubscriptionId, now: OffsetDateTime, expires_at: i64) -> Self {
-        Self {
-            delivery_id: DeliveryId::derive(&event.tenant_id, &event.event_id, subscription),
-            tenant_id: event.tenant_id.clone(),
-            subscription_id: subscription.clone(),
-            event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            last_status_code: None,
-            last_error_class: None,
-            last_attempt_at: None,
-            created_at: now,
-            updated_at: now,
-            expires_at,
-        }
-    }
+/// The event, as the first record of each of its deliveries keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    pub tenant_id: TenantId,
+    pub body: String,
 }
 
 /// Why an attempt failed. A failing endpoint is an outcome, not an error of ours.
@@ -243,10 +286,10 @@ pub enum Trigger {
     Redeliver,
 }
 
-/// One HTTP attempt of a delivery.
+/// One HTTP attempt of a delivery (a POST and what came back).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Attempt {
-    pub delivery_id: DeliveryId,
+    /// 1, 2, … across all runs of the delivery.
     pub attempt: u32,
     pub url: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -261,7 +304,6 @@ pub struct Attempt {
     /// The first bytes of the response body (lossy UTF-8).
     pub response_body: Option<String>,
     pub trigger: Trigger,
-    pub expires_at: i64,
 }
 
 impl Attempt {
@@ -281,11 +323,16 @@ pub enum Scope {
     /// Manage the tenant's API keys.
     #[serde(rename = "webhooks:admin")]
     Admin,
+    /// Publish events (`POST /v1/events`): for the platform's own services, never in a key
+    /// handed to a customer (its events are signed with the customers' real secrets).
+    #[serde(rename = "events:publish")]
+    Publish,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Delete, Scope::Admin];
-    /// What a key gets when no scopes are named: everything but key management.
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Write, Scope::Delete, Scope::Admin, Scope::Publish];
+    /// What a key gets when no scopes are named: what a customer needs to manage its
+    /// subscriptions (not key management, not publishing).
     pub const DEFAULT: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Delete];
 
     pub fn as_str(self) -> &'static str {
@@ -294,6 +341,7 @@ impl Scope {
             Scope::Write => "webhooks:write",
             Scope::Delete => "webhooks:delete",
             Scope::Admin => "webhooks:admin",
+            Scope::Publish => "events:publish",
         }
     }
 
@@ -313,21 +361,81 @@ pub struct ApiKeyRecord {
     pub created_at: OffsetDateTime,
 }
 
-/// Messages on the delivery queue. Tagged and versioned so the format can evolve while old
-/// messages drain.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type")]
+/// Messages on the delivery queue. Tagged (`type`) and versioned so the format can evolve while
+/// old messages drain. Read with [`DeliveryTask::parse`]: serde's internally tagged enums buffer
+/// their input, which the verbatim body ([`serde_json::value::RawValue`]) cannot go through.
+#[derive(Clone, Debug)]
 pub enum DeliveryTask {
-    #[serde(rename = "deliver.v1")]
-    Deliver {
-        delivery_id: DeliveryId,
-        tenant_id: TenantId,
-        subscription_id: SubscriptionId,
-        event_id: String,
-        /// Why this attempt happens; absent in messages of older producers (= live).
-        #[serde(default)]
-        trigger: Trigger,
-    },
+    /// One event to one subscription, with the event itself: the worker reads nothing that the
+    /// task or its caches can answer.
+    Deliver(Box<Deliver>),
+}
+
+const DELIVER_V2: &str = "deliver.v2";
+
+impl Serialize for DeliveryTask {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            #[serde(flatten)]
+            task: &'a Deliver,
+        }
+        match self {
+            Self::Deliver(d) => Tagged { kind: DELIVER_V2, task: d }.serialize(ser),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deliver {
+    pub delivery_id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub event_id: String,
+    pub event_type: String,
+    pub trigger: Trigger,
+    /// Read the delivery's ledger before POSTing (the task may duplicate one already handled:
+    /// fan-out ran the event again, or the sweeper re-sent it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
+    /// A redelivery's claim token (see [`Record::token`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The subscription's version when fan-out matched it.
+    #[serde(default)]
+    pub subscription_version: u64,
+    /// The exact bytes to POST: the event envelope, embedded verbatim.
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+impl DeliveryTask {
+    /// Reads a task by its `type` tag.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Tag<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        let tag: Tag = serde_json::from_str(text)?;
+        match tag.kind.as_ref() {
+            DELIVER_V2 => Ok(Self::Deliver(Box::new(serde_json::from_str(text)?))),
+            other => Err(serde::de::Error::custom(format!("unknown task type {other}"))),
+        }
+    }
+
+    pub fn new(d: Deliver) -> Self {
+        Self::Deliver(Box::new(d))
+    }
+
+    pub fn deliver(&self) -> &Deliver {
+        let Self::Deliver(d) = self;
+        d
+    }
+
+    pub fn delivery_id(&self) -> &DeliveryId {
+        &self.deliver().delivery_id
+    }
 }
 
 /// A tenant known to the service (created with its first API key). Events of unknown tenants
@@ -342,40 +450,42 @@ pub struct TenantRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{EventSource, SubscriptionId};
 
     #[test]
-    fn delivery_task_wire_format_is_tagged_and_versioned() {
-        let t = DeliveryTask::Deliver {
-            delivery_id: DeliveryId::parse("dlv_1").unwrap(),
+    fn delivery_task_wire_format_is_tagged_versioned_and_embeds_the_body_verbatim() {
+        let body = r#"{"event_id":"e1","data":{"b":[1, 2]}}"#;
+        let id = DeliveryId::derive(EventSource::Queue, &TenantId::parse("acme").unwrap(), "e1", OffsetDateTime::UNIX_EPOCH, &SubscriptionId::parse("sub_1").unwrap());
+        let t = DeliveryTask::new(Deliver {
+            delivery_id: id.clone(),
             tenant_id: TenantId::parse("acme").unwrap(),
-            subscription_id: SubscriptionId::parse("sub_1").unwrap(),
             event_id: "e1".into(),
+            event_type: "a.b".into(),
             trigger: Trigger::Live,
-        };
-        let json = serde_json::to_value(&t).unwrap();
-        assert_eq!(json["type"], "deliver.v1");
-        assert_eq!(json["delivery_id"], "dlv_1");
-        assert_eq!(serde_json::from_value::<DeliveryTask>(json.clone()).unwrap(), t);
-        // Messages written before `trigger` existed still read (as live).
-        let mut old = json;
-        old.as_object_mut().unwrap().remove("trigger");
-        assert_eq!(serde_json::from_value::<DeliveryTask>(old).unwrap(), t);
+            check: false,
+            token: None,
+            subscription_version: 3,
+            body: serde_json::value::RawValue::from_string(body.into()).unwrap(),
+        });
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains(body), "the body's bytes are kept: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["type"], "deliver.v2");
+        assert_eq!(json["delivery_id"], id.as_str());
+        assert!(json.get("check").is_none() && json.get("token").is_none(), "defaults are not sent");
+        let back = DeliveryTask::parse(&text).unwrap();
+        assert_eq!(back.deliver().body.get(), body);
+        assert_eq!(back.delivery_id(), &id);
+        assert!(DeliveryTask::parse(&text.replace("deliver.v2", "deliver.v9")).is_err(), "an unknown version is refused");
     }
 
     #[test]
-    fn stored_bodies_escape_what_sqs_refuses_and_keep_the_value() {
-        let e: EventIn = serde_json::from_str(r#"{"event_id":"e","event_type":"a.b","tenant_id":"t","occurred_at":"2026-11-22T10:00:00Z","data":"x\uffffy\ufffe"}"#).unwrap();
-        let stored = StoredEvent::from_event(&e, 0);
-        assert!(!stored.body.contains('\u{ffff}') && !stored.body.contains('\u{fffe}'));
-        let back: EventIn = serde_json::from_str(&stored.body).unwrap();
-        assert_eq!(back.data, e.data);
-    }
-
-    #[test]
-    fn event_envelope_rejects_unknown_fields() {
-        let ok = r#"{"event_id":"e1","event_type":"project.created","tenant_id":"acme","occurred_at":"2026-11-22T10:00:00Z","data":{}}"#;
-        assert!(serde_json::from_str::<EventIn>(ok).is_ok());
-        let extra = ok.replace("\"data\"", "\"extra\":1,\"data\"");
-        assert!(serde_json::from_str::<EventIn>(&extra).is_err());
+    fn statuses_split_into_terminal_and_recoverable() {
+        use DeliveryStatus::*;
+        assert!(Delivered.is_terminal() && Failed.is_terminal() && Cancelled.is_terminal());
+        assert!(!Queued.is_terminal() && !Retrying.is_terminal() && !DeadLettered.is_terminal());
+        assert_eq!([Failed, Cancelled, DeadLettered].map(DeliveryStatus::is_recoverable), [true; 3]);
+        assert!(!Delivered.is_recoverable() && !Retrying.is_recoverable());
+        assert_eq!(RecordStatus::Attempting.public(), Queued);
     }
 }

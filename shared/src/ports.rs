@@ -1,40 +1,46 @@
-//! The ports domain code talks to. Each has a DynamoDB/SQS adapter and an in-memory one.
+//! The ports domain code talks to. Each has a DynamoDB/SQS adapter and an in-memory one; one
+//! contract suite (`ports::contract`) runs against both.
 
 use crate::ids::{DeliveryId, SubscriptionId, TenantId};
-use crate::model::{ApiKeyRecord, Attempt, Delivery, DeliveryStatus, DeliveryTask, StoredEvent, Subscription, TenantRecord};
+use crate::model::{ApiKeyRecord, DeliveryStatus, DeliveryTask, Record, RecordStatus, StoredEvent, Subscription, TenantRecord};
 use async_trait::async_trait;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// Our own infrastructure failing (never a customer endpoint failing: that is an outcome).
+#[cfg(any(test, feature = "testing"))]
+pub mod contract;
+
+/// Our own infrastructure failing, or a conditional write losing (never a customer endpoint
+/// failing: that is an outcome).
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum PortError {
     /// A conditional write found the item missing, already there, or in another state.
     #[error("conditional check failed")]
     Conflict,
     /// A pagination cursor that this store did not issue.
     #[error("invalid cursor")]
     BadCursor,
+    /// An item that must exist does not.
+    #[error("{0} not found")]
+    Missing(String),
     #[error("{context}: {source}")]
     Backend {
         context: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An item that exists but cannot be read as the domain record.
     #[error("stored item is unreadable: {0}")]
     Corrupt(String),
-    /// Some entries of a batch send kept failing: their indices.
-    #[error("{} delivery tasks could not be enqueued", .0.len())]
-    Unsent(Vec<usize>),
 }
 
-impl StoreError {
+impl PortError {
     pub fn backend(context: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend { context, source: Box::new(source) }
     }
 }
 
-pub type StoreResult<T> = Result<T, StoreError>;
+pub type PortResult<T> = Result<T, PortError>;
 
 /// One page of a listing; `next` is an opaque cursor for the following page.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,43 +52,43 @@ pub struct Page<T> {
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
     /// Creates it (`Conflict` if the id exists).
-    async fn create(&self, sub: &Subscription) -> StoreResult<()>;
-    async fn get(&self, tenant: &TenantId, id: &SubscriptionId) -> StoreResult<Option<Subscription>>;
+    async fn create(&self, sub: &Subscription) -> PortResult<()>;
+    /// Strongly consistent.
+    async fn get(&self, tenant: &TenantId, id: &SubscriptionId) -> PortResult<Option<Subscription>>;
     /// All subscriptions of a tenant, in id (= creation) order: Query, never a Scan.
-    async fn list(&self, tenant: &TenantId) -> StoreResult<Vec<Subscription>>;
-    /// Up to `limit` subscriptions after `cursor`, in creation order.
-    async fn list_page(&self, tenant: &TenantId, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Subscription>>;
+    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<Subscription>>;
     /// Replaces an existing subscription (`Conflict` if it does not exist).
-    async fn replace(&self, sub: &Subscription) -> StoreResult<()>;
+    async fn replace(&self, sub: &Subscription) -> PortResult<()>;
     /// Applies a delivery's effect on the subscription's health and returns the updated record
     /// (`None` if the subscription is gone).
-    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> StoreResult<Option<Subscription>>;
+    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<Subscription>>;
 }
 
-/// What one delivery attempt does to a subscription's health.
+/// What deliveries do to a subscription's health.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HealthChange {
     /// `failure_count` = 0, `last_delivered_at` = at, the run of failures ends.
     Delivered { at: OffsetDateTime },
-    /// `failure_count` + 1; a run of failures starts at `at` unless one is running.
-    Failed { at: OffsetDateTime },
+    /// `failure_count` + `count`; a run of failures starts at `since` unless one is running.
+    Failed { count: u32, since: OffsetDateTime },
     /// `enabled` = false with the reason.
     Disable { reason: String, at: OffsetDateTime },
 }
 
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
-    async fn put(&self, key: &ApiKeyRecord) -> StoreResult<()>;
-    async fn get(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
-    async fn list_for_tenant(&self, tenant: &TenantId) -> StoreResult<Vec<ApiKeyRecord>>;
-    async fn delete(&self, key_hash: &str) -> StoreResult<()>;
+    /// Stores a new key (`Conflict` if its hash exists).
+    async fn put(&self, key: &ApiKeyRecord) -> PortResult<()>;
+    async fn get(&self, key_hash: &str) -> PortResult<Option<ApiKeyRecord>>;
+    async fn list_for_tenant(&self, tenant: &TenantId) -> PortResult<Vec<ApiKeyRecord>>;
+    async fn delete(&self, key_hash: &str) -> PortResult<()>;
 }
 
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     /// Registers a tenant (no-op if known).
-    async fn register(&self, tenant: &TenantRecord) -> StoreResult<()>;
-    async fn exists(&self, tenant: &TenantId) -> StoreResult<bool>;
+    async fn register(&self, tenant: &TenantRecord) -> PortResult<()>;
+    async fn exists(&self, tenant: &TenantId) -> PortResult<bool>;
 }
 
 /// Whether a conditional create wrote the item or found it already there.
@@ -92,55 +98,133 @@ pub enum Created {
     Existed,
 }
 
+/// Events published over HTTP (idempotency of `POST /v1/events`, and `GET /v1/events/{id}`).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores the event once; a second put of the same (tenant, id) is `Existed`.
+    async fn put(&self, event: &StoredEvent) -> PortResult<Created>;
+    async fn get(&self, tenant: &TenantId, event_id: &str) -> PortResult<Option<StoredEvent>>;
+}
+
+/// How a read of the ledger reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Strong,
+    /// Half the read units; may miss a write of the last second or so.
+    Eventual,
+}
+
 /// Which deliveries of a subscription to list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
-    pub status: Option<DeliveryStatus>,
+    /// Any of these (empty: all).
+    pub status: Vec<DeliveryStatus>,
     pub event_type: Option<String>,
+    /// By the event's `occurred_at`.
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
 }
 
-impl DeliveryFilter {
-    pub fn accepts(&self, d: &Delivery) -> bool {
-        self.status.is_none_or(|s| d.status == s)
-            && self.event_type.as_deref().is_none_or(|t| d.event_type == t)
-            && self.since.is_none_or(|t| d.created_at >= t)
-            && self.until.is_none_or(|t| d.created_at < t)
+/// A delivery as its records show it: the head, and every record oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub records: Vec<Record>,
+}
+
+impl Delivery {
+    pub fn head(&self) -> &Record {
+        self.records.last().expect("a delivery has at least one record")
+    }
+
+    pub fn id(&self) -> &DeliveryId {
+        &self.head().delivery_id
+    }
+
+    pub fn status(&self) -> DeliveryStatus {
+        self.head().status.public()
+    }
+
+    /// The latest record that reports a POST.
+    pub fn last_attempt(&self) -> Option<&crate::model::Attempt> {
+        self.records.iter().rev().find_map(|r| r.attempt.as_ref())
+    }
+
+    /// Record 1's event (tenant and body), if the ledger holds record 1.
+    pub fn event(&self) -> Option<&crate::model::RecordedEvent> {
+        self.records.first().and_then(|r| r.event.as_ref())
     }
 }
 
+/// What a conditional change of a delivery's head requires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expect {
+    /// The head's status is one of these.
+    pub status: Vec<RecordStatus>,
+    /// And its token is this one (`None`: any).
+    pub token: Option<String>,
+}
+
+/// A change of a delivery's head record in place (API and sweeper actions; workers append).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mark {
+    /// Reopened for a redelivery that the task with `token` performs.
+    Queue { token: String, at: OffsetDateTime },
+    /// A worker (queue message `owner`) claims the queued redelivery.
+    Claim { owner: String },
+    /// The sweeper re-sent its task at `at`.
+    Resent { at: OffsetDateTime },
+    /// No longer queued (a newer record superseded it).
+    Unqueue,
+}
+
+/// The delivery ledger: per subscription, every delivery's records (see docs/architecture.md).
 #[async_trait]
-pub trait DeliveryStore: Send + Sync {
-    /// Stores the event body once; a second put of the same event is `Existed`.
-    async fn put_event(&self, event: &StoredEvent) -> StoreResult<Created>;
-    async fn get_event(&self, tenant: &TenantId, event_id: &str) -> StoreResult<Option<StoredEvent>>;
-    /// Creates the delivery unless one with its id exists (fan-out idempotency).
-    async fn create_delivery(&self, delivery: &Delivery) -> StoreResult<Created>;
-    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
-    /// Writes the attempt and moves the delivery to `status`, with the attempt as its summary.
-    async fn record_attempt(&self, attempt: &Attempt, status: DeliveryStatus) -> StoreResult<()>;
-    async fn list_attempts(&self, id: &DeliveryId) -> StoreResult<Vec<Attempt>>;
-    /// A subscription's deliveries, newest first, filtered.
-    async fn list_deliveries(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> StoreResult<Page<Delivery>>;
-    /// Sets the status without an attempt (e.g. the subscription was deleted meanwhile).
-    async fn set_status(&self, id: &DeliveryId, status: DeliveryStatus) -> StoreResult<()>;
-    /// `failed` → `pending` for a redelivery; `Conflict` if the delivery is not `failed`.
-    async fn reopen(&self, id: &DeliveryId) -> StoreResult<()>;
+pub trait Ledger: Send + Sync {
+    /// Writes `record` unless its (delivery, seq) exists: `Conflict` then.
+    async fn append(&self, record: &Record) -> PortResult<()>;
+    /// The newest record of a delivery.
+    async fn head(&self, id: &DeliveryId, read: Read) -> PortResult<Option<Record>>;
+    /// Every record of a delivery (strongly consistent); `None` if it has none.
+    async fn delivery(&self, id: &DeliveryId) -> PortResult<Option<Delivery>>;
+    /// Changes record `seq` if it meets `expect` (`Conflict` otherwise).
+    async fn mark(&self, id: &DeliveryId, seq: u32, expect: &Expect, mark: &Mark) -> PortResult<()>;
+    /// A subscription's deliveries, newest event first, filtered.
+    async fn list(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> PortResult<Page<Delivery>>;
+    /// Records the API queued before `before` that no worker has claimed (the sweeper's input).
+    async fn queued_before(&self, before: OffsetDateTime, limit: usize) -> PortResult<Vec<(DeliveryId, u32)>>;
 }
 
 /// Opaque handle of a received queue message (an SQS receipt handle in the adapter).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MessageHandle(pub String);
+
+/// The queues a handler changes messages of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueName {
+    Events,
+    Deliveries,
+    DeliveryDlq,
+}
+
+/// A message received for inspection (the sweeper's view of the delivery DLQ).
+#[derive(Debug, Clone)]
+pub struct Peeked {
+    pub handle: MessageHandle,
+    pub message_id: String,
+    pub body: String,
+}
 
 #[async_trait]
 pub trait Queues: Send + Sync {
-    /// Enqueues delivery tasks (in batches of 10); returns the indices of those not sent.
-    async fn enqueue_deliveries(&self, tasks: &[DeliveryTask]) -> StoreResult<Vec<usize>>;
-    /// Makes a received delivery message visible again after `delay` (the retry wait).
-    async fn retry_after(&self, handle: &MessageHandle, delay: Duration) -> StoreResult<()>;
+    /// Enqueues delivery tasks (batched); returns the indices of those not sent.
+    async fn send_tasks(&self, tasks: &[DeliveryTask]) -> PortResult<Vec<usize>>;
+    /// Hides received messages of `queue` for the given times (batched; zero makes one visible
+    /// again); returns the indices of the changes that failed.
+    async fn set_visibility(&self, queue: QueueName, changes: &[(MessageHandle, Duration)]) -> PortResult<Vec<usize>>;
     /// Puts an upstream event on the event queue (the `POST /v1/events` path).
-    async fn publish_event(&self, body: &str) -> StoreResult<()>;
+    async fn publish_event(&self, body: &str) -> PortResult<()>;
     /// Sends a rejected event's body to the event dead-letter queue, with the reason.
-    async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> StoreResult<()>;
+    async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> PortResult<()>;
+    /// Receives up to `max` messages of the delivery DLQ, hidden for `hide` (they stay there).
+    async fn peek_dead_tasks(&self, max: usize, hide: Duration) -> PortResult<Vec<Peeked>>;
 }

@@ -1,14 +1,15 @@
 //! Cold-start checks that the queues fit what the handlers rely on, so that a misconfigured stack
 //! refuses to start instead of losing messages.
 //!
-//! - The delivery queue must fit the retry schedule: SQS must hand a message back exactly
-//!   `len(schedule) + 1` times, keep it long enough for the whole schedule, and not redeliver it
-//!   while an attempt may still be running.
-//! - The events queue must dead-letter an event that keeps failing (infrastructure errors are
-//!   batch item failures), and keep it long enough to get there: otherwise SQS drops it silently
-//!   when its retention ends.
+//! - The delivery queue must leave receives for our own infrastructure's errors beyond the
+//!   attempts the retry schedule makes (`maxReceiveCount` ≥ attempts + [`RECEIVE_HEADROOM`]),
+//!   keep a message for the whole schedule plus the longest time infrastructure errors can take
+//!   to dead-letter it, and not redeliver it while an attempt may still be running.
+//! - The events queue must dead-letter an event that keeps failing, and keep it long enough to
+//!   get there: otherwise SQS drops it silently when its retention ends.
 
 use crate::config::Config;
+use crate::retry::{worst_time_to_dead_letter, RECEIVE_HEADROOM};
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::time::Duration;
 
@@ -20,23 +21,31 @@ pub struct QueueSettings {
     pub visibility_timeout: Duration,
 }
 
+/// The longest an event or task that keeps hitting infrastructure errors stays on `q`.
+fn worst_stay(config: &Config, q: &QueueSettings, receives: u32) -> Duration {
+    worst_time_to_dead_letter(config.infra_backoff, config.infra_backoff_max, q.visibility_timeout, receives)
+}
+
 /// Every way the delivery queue does not fit `config`; empty when it does.
 pub fn delivery_problems(config: &Config, q: &QueueSettings) -> Vec<String> {
     let mut out = Vec::new();
     let attempts = config.retry.max_attempts();
-    match q.max_receive_count {
-        None => out.push("the delivery queue has no RedrivePolicy (no DLQ)".to_owned()),
-        Some(n) if n != attempts => out.push(format!(
-            "the delivery queue's maxReceiveCount is {n}, but RETRY_SCHEDULE makes {attempts} attempts: set DeliveryMaxReceiveCount to {attempts}"
-        )),
-        Some(_) => {}
-    }
-    let total = config.retry.total_delay();
-    if q.retention <= total {
+    let Some(receives) = q.max_receive_count else {
+        return vec!["the delivery queue has no RedrivePolicy (no DLQ)".to_owned()];
+    };
+    if receives < attempts + RECEIVE_HEADROOM {
         out.push(format!(
-            "the delivery queue keeps messages {}s, less than the retry schedule's {}s",
+            "the delivery queue's maxReceiveCount is {receives}, but RETRY_SCHEDULE makes {attempts} attempts and infrastructure errors need {RECEIVE_HEADROOM} receives beyond them: set DeliveryMaxReceiveCount to at least {}",
+            attempts + RECEIVE_HEADROOM
+        ));
+    }
+    let needed = config.retry.total_delay() + worst_stay(config, q, receives);
+    if q.retention <= needed {
+        out.push(format!(
+            "the delivery queue keeps messages {}s, but the retry schedule ({}s) plus {receives} receives of infrastructure backoff can take {}s: raise RetentionSeconds or lower INFRA_BACKOFF_MAX_SECS",
             q.retention.as_secs(),
-            total.as_secs()
+            config.retry.total_delay().as_secs(),
+            needed.as_secs()
         ));
     }
     if q.visibility_timeout < config.delivery_timeout {
@@ -50,16 +59,17 @@ pub fn delivery_problems(config: &Config, q: &QueueSettings) -> Vec<String> {
 }
 
 /// Every way the events queue could lose an event that keeps failing; empty when it cannot.
-pub fn events_problems(q: &QueueSettings) -> Vec<String> {
+pub fn events_problems(config: &Config, q: &QueueSettings) -> Vec<String> {
     let Some(receives) = q.max_receive_count else {
         return vec!["the events queue has no RedrivePolicy (no DLQ): an event that keeps failing would be dropped when its retention ends".to_owned()];
     };
-    let needed = q.visibility_timeout * receives;
+    let needed = worst_stay(config, q, receives);
     if q.retention <= needed {
         return vec![format!(
-            "the events queue keeps messages {}s, but an event that keeps failing needs {}s ({receives} receives x {}s visibility timeout) to reach the DLQ: raise RetentionSeconds",
+            "the events queue keeps messages {}s, but an event that keeps failing can take {}s ({receives} receives, backoff up to {}s, visibility timeout {}s) to reach the DLQ: raise RetentionSeconds",
             q.retention.as_secs(),
             needed.as_secs(),
+            config.infra_backoff_max.as_secs(),
             q.visibility_timeout.as_secs()
         )];
     }
@@ -111,45 +121,58 @@ pub async fn check_delivery_queue(sqs: &aws_sdk_sqs::Client, config: &Config) ->
 
 /// The fan-out function's check: fetches the events queue's settings.
 pub async fn check_events_queue(sqs: &aws_sdk_sqs::Client, config: &Config) -> Result<(), String> {
-    verdict(events_problems(&fetch(sqs, &config.events_queue_url, "events").await?))
+    verdict(events_problems(config, &fetch(sqs, &config.events_queue_url, "events").await?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fanout::tests::config;
+    use crate::testing::config;
 
     fn fitting() -> QueueSettings {
-        QueueSettings { max_receive_count: Some(3), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(180) }
+        QueueSettings { max_receive_count: Some(13), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(180) }
     }
 
     #[test]
     fn a_fitting_queue_has_no_problems() {
         let c = config(&[("RETRY_SCHEDULE", "5,300")]);
-        assert!(delivery_problems(&c, &fitting()).is_empty());
+        assert!(delivery_problems(&c, &fitting()).is_empty(), "{:?}", delivery_problems(&c, &fitting()));
     }
 
     #[test]
     fn names_each_mismatch() {
         let c = config(&[("RETRY_SCHEDULE", "5,300")]);
-        let wrong_count = QueueSettings { max_receive_count: Some(9), ..fitting() };
-        assert!(delivery_problems(&c, &wrong_count)[0].contains("set DeliveryMaxReceiveCount to 3"));
+        let no_headroom = QueueSettings { max_receive_count: Some(3), ..fitting() };
+        assert!(delivery_problems(&c, &no_headroom)[0].contains("set DeliveryMaxReceiveCount to at least 13"), "{:?}", delivery_problems(&c, &no_headroom));
         let no_dlq = QueueSettings { max_receive_count: None, ..fitting() };
         assert!(delivery_problems(&c, &no_dlq)[0].contains("no RedrivePolicy"));
-        let short = QueueSettings { retention: Duration::from_secs(60), ..fitting() };
-        assert!(delivery_problems(&c, &short)[0].contains("keeps messages 60s"));
+        let short = QueueSettings { retention: Duration::from_secs(3600), ..fitting() };
+        assert!(delivery_problems(&c, &short)[0].contains("keeps messages 3600s"));
         let quick = QueueSettings { visibility_timeout: Duration::from_secs(5), ..fitting() };
         assert!(delivery_problems(&c, &quick)[0].contains("visibility timeout"));
     }
 
     #[test]
+    fn the_template_defaults_fit_and_a_long_backoff_does_not() {
+        // infra/data.yaml: 30 receives, 14 days, 180 s; the default schedule (≈ 46 h) and backoff.
+        let c = config(&[]);
+        let template = QueueSettings { max_receive_count: Some(30), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(180) };
+        assert!(delivery_problems(&c, &template).is_empty(), "{:?}", delivery_problems(&c, &template));
+        // 50 receives with up to 12 h each could outlast the 14 days.
+        let slow = config(&[("INFRA_BACKOFF_MAX_SECS", "43200")]);
+        let many = QueueSettings { max_receive_count: Some(50), ..template };
+        assert!(delivery_problems(&slow, &many)[0].contains("lower INFRA_BACKOFF_MAX_SECS"));
+    }
+
+    #[test]
     fn an_events_queue_without_a_dlq_or_that_drops_before_it_is_refused() {
-        let template = QueueSettings { max_receive_count: Some(5), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(60) };
-        assert!(events_problems(&template).is_empty());
+        let c = config(&[]);
+        let template = QueueSettings { max_receive_count: Some(20), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(60) };
+        assert!(events_problems(&c, &template).is_empty());
         let no_dlq = QueueSettings { max_receive_count: None, ..template.clone() };
-        assert!(events_problems(&no_dlq)[0].contains("no RedrivePolicy"));
-        // The template allows RetentionSeconds down to 60: 5 receives x 60 s need 300 s.
+        assert!(events_problems(&c, &no_dlq)[0].contains("no RedrivePolicy"));
+        // The template allows RetentionSeconds down to 60.
         let short = QueueSettings { retention: Duration::from_secs(300), ..template };
-        assert!(events_problems(&short)[0].contains("needs 300s (5 receives x 60s visibility timeout)"), "{:?}", events_problems(&short));
+        assert!(events_problems(&c, &short)[0].contains("to reach the DLQ"), "{:?}", events_problems(&c, &short));
     }
 }

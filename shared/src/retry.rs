@@ -1,6 +1,10 @@
 //! The retry schedule: after failed attempt `n` (1-based), wait `schedule[n-1]` (±20 % jitter),
 //! then try again; after attempt `schedule.len() + 1` the delivery is exhausted. The wait is
-//! carried out by SQS: the delivery worker sets the message's visibility timeout to it.
+//! carried out by SQS: the delivery worker sets the message's visibility timeout to it. The
+//! attempt number comes from the delivery's ledger, never from SQS's receive count.
+//!
+//! Infrastructure errors (our DynamoDB or SQS failing) are not attempts: the message is hidden for
+//! [`infra_backoff`], which doubles with each receive, so a long outage costs few receives.
 
 use rand::Rng;
 use std::time::Duration;
@@ -31,7 +35,8 @@ impl RetryPolicy {
         Ok(Self { schedule })
     }
 
-    /// Total attempts, the first included. The delivery queue's `maxReceiveCount` must equal it.
+    /// Total attempts, the first included. The delivery queue's `maxReceiveCount` must exceed it
+    /// by [`RECEIVE_HEADROOM`].
     pub fn max_attempts(&self) -> u32 {
         self.schedule.len() as u32 + 1
     }
@@ -48,6 +53,23 @@ impl RetryPolicy {
         let factor = rand::thread_rng().gen_range(0.8..=1.2);
         Some(base.mul_f64(factor).min(MAX_VISIBILITY))
     }
+}
+
+/// Receives a queue allows beyond what attempts use: room for infrastructure errors, Lambda
+/// timeouts and throttled batches, none of which use up a customer's retries.
+pub const RECEIVE_HEADROOM: u32 = 10;
+
+/// The wait after an infrastructure error on the `receive`-th receive of a message: `base`
+/// doubled per receive, at most `cap`.
+pub fn infra_backoff(base: Duration, cap: Duration, receive: u32) -> Duration {
+    let doublings = receive.saturating_sub(1).min(30);
+    base.saturating_mul(1 << doublings).min(cap).min(MAX_VISIBILITY)
+}
+
+/// The longest a message can take to use up `receives` receives when each infrastructure error
+/// hides it for [`infra_backoff`] (or, if the handler never ran, the queue's `visibility`).
+pub fn worst_time_to_dead_letter(base: Duration, cap: Duration, visibility: Duration, receives: u32) -> Duration {
+    (1..=receives).map(|r| infra_backoff(base, cap, r).max(visibility)).sum()
 }
 
 impl Default for RetryPolicy {
@@ -80,6 +102,16 @@ mod tests {
         assert!(RetryPolicy::parse("5,x").is_err());
         assert!(RetryPolicy::parse("43201").is_err());
         assert_eq!(RetryPolicy::default().max_attempts(), 9);
+    }
+
+    #[test]
+    fn infra_backoff_doubles_per_receive_up_to_its_cap() {
+        let (base, cap) = (Duration::from_secs(5), Duration::from_secs(3600));
+        let waits: Vec<u64> = (1..=12).map(|r| infra_backoff(base, cap, r).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]);
+        assert_eq!(infra_backoff(base, Duration::MAX, 99), MAX_VISIBILITY);
+        let worst = worst_time_to_dead_letter(base, cap, Duration::from_secs(180), 12);
+        assert_eq!(worst.as_secs(), 180 * 6 + 320 + 640 + 1280 + 2560 + 3600 * 2);
     }
 
     #[test]

@@ -11,21 +11,31 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Per request: `fail` answer 500, `hang` wait past the delivery timeout then answer 503,
-/// `reset` drop the connection without an answer, otherwise 200.
-#[derive(Debug, Clone, Copy)]
+/// `reset` drop the connection without an answer, otherwise 200. With `fail_first`, the first
+/// request of each webhook-id is answered 500 whatever the roll (so every delivery retries).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Profile {
     pub fail: f64,
     pub hang: f64,
     pub reset: f64,
     pub hang_for: Duration,
+    pub fail_first: bool,
+}
+
+impl Profile {
+    /// Answers 200 to everything.
+    pub const OK: Profile = Profile { fail: 0.0, hang: 0.0, reset: 0.0, hang_for: Duration::ZERO, fail_first: false };
 }
 
 #[derive(Default)]
 struct Inner {
     /// webhook-id → when it was first processed (answered 2xx).
     processed: HashMap<String, Instant>,
+    /// 2xx answers for an id already processed (what dedup saved the customer from).
     duplicates: u64,
     requests: u64,
+    /// Requests per webhook-id.
+    seen: HashMap<String, u64>,
 }
 
 #[derive(Clone)]
@@ -60,6 +70,11 @@ impl ChaosReceiver {
     pub fn requests(&self) -> u64 {
         self.inner.lock().unwrap().requests
     }
+
+    /// Requests per webhook-id.
+    pub fn seen(&self) -> HashMap<String, u64> {
+        self.inner.lock().unwrap().seen.clone()
+    }
 }
 
 impl Drop for ChaosReceiver {
@@ -71,7 +86,17 @@ impl Drop for ChaosReceiver {
 }
 
 async fn handle(State((inner, p)): State<(Arc<Mutex<Inner>>, Profile)>, headers: HeaderMap) -> StatusCode {
-    inner.lock().unwrap().requests += 1;
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let first = {
+        let mut g = inner.lock().unwrap();
+        g.requests += 1;
+        let n = g.seen.entry(id.clone()).or_default();
+        *n += 1;
+        *n == 1
+    };
+    if p.fail_first && first {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     let roll: f64 = rand::thread_rng().gen();
     if roll < p.fail {
         return StatusCode::INTERNAL_SERVER_ERROR;
@@ -84,7 +109,6 @@ async fn handle(State((inner, p)): State<(Arc<Mutex<Inner>>, Profile)>, headers:
         // Ends this connection's task: the client sees the connection close with no response.
         std::panic::resume_unwind(Box::new("chaos: connection reset"));
     }
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut g = inner.lock().unwrap();
     match g.processed.entry(id) {
         std::collections::hash_map::Entry::Occupied(_) => g.duplicates += 1,

@@ -5,6 +5,7 @@
 //! Needs a running LocalStack: `AWS_ENDPOINT_URL` and `LOCALSTACK_PORT` are set by
 //! `scripts/test.sh`, which starts one and stops it afterwards.
 
+pub mod census;
 pub mod chaos;
 pub mod proxy;
 pub mod receiver;
@@ -41,11 +42,33 @@ pub struct StackOptions {
     pub delivery_pollers: usize,
     /// Where the runner (not the test's own clients) reaches AWS, e.g. a cuttable proxy.
     pub runner_endpoint: Option<String>,
+    /// Where only the handlers reach SQS / DynamoDB (the pollers keep receiving).
+    pub handler_sqs_endpoint: Option<String>,
+    pub handler_dynamodb_endpoint: Option<String>,
+    /// Receives before SQS dead-letters a message (`None`: the defaults, attempts + headroom for
+    /// the delivery queue, 20 for the events queue).
+    pub delivery_max_receive_count: Option<u32>,
+    pub event_max_receive_count: Option<u32>,
+    /// Visibility timeouts of the delivery and events queues (seconds).
+    pub delivery_visibility_timeout: u32,
+    pub event_visibility_timeout: u32,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { retry_schedule: "1,1", delivery_timeout_ms: 3000, env: Vec::new(), delivery_pollers: 2, runner_endpoint: None }
+        Self {
+            retry_schedule: "1,1",
+            delivery_timeout_ms: 3000,
+            env: Vec::new(),
+            delivery_pollers: 2,
+            runner_endpoint: None,
+            handler_sqs_endpoint: None,
+            handler_dynamodb_endpoint: None,
+            delivery_max_receive_count: None,
+            event_max_receive_count: None,
+            delivery_visibility_timeout: 10,
+            event_visibility_timeout: 10,
+        }
     }
 }
 
@@ -77,17 +100,30 @@ pub struct TestStack {
     pub http: reqwest::Client,
     /// Every AWS call the runner (handlers and pollers) made.
     pub calls: CallCounter,
+    /// The SDK config of the test's own clients, and the runner's.
+    pub sdk: aws_config::SdkConfig,
+    runner_sdk: aws_config::SdkConfig,
+    runner_opts: Options,
 }
+
+/// The `occurred_at` of every envelope [`TestStack::envelope`] makes.
+pub const ENVELOPE_TIME: &str = "2026-11-22T10:00:00Z";
 
 impl TestStack {
     pub async fn start(opts: StackOptions) -> Self {
         init_tracing();
         let name = format!("t-{}", ulid_like());
         let schedule = shared::retry::RetryPolicy::parse(opts.retry_schedule).expect("valid schedule");
-        let outputs = provision(
-            &name,
-            &[("DeliveryMaxReceiveCount", schedule.max_attempts().to_string()), ("DeliveryVisibilityTimeout", "10".into())],
-        );
+        let receives = opts.delivery_max_receive_count.unwrap_or(schedule.max_attempts() + shared::retry::RECEIVE_HEADROOM);
+        let mut params = vec![
+            ("DeliveryMaxReceiveCount", receives.to_string()),
+            ("DeliveryVisibilityTimeout", opts.delivery_visibility_timeout.to_string()),
+            ("EventVisibilityTimeout", opts.event_visibility_timeout.to_string()),
+        ];
+        if let Some(n) = opts.event_max_receive_count {
+            params.push(("EventMaxReceiveCount", n.to_string()));
+        }
+        let outputs = provision(&name, &params);
         let mut env = outputs.clone();
         env.insert("RETRY_SCHEDULE".into(), opts.retry_schedule.into());
         env.insert("DELIVERY_TIMEOUT_MS".into(), opts.delivery_timeout_ms.to_string());
@@ -95,17 +131,28 @@ impl TestStack {
         env.insert("ALLOW_PRIVATE_TARGETS".into(), "true".into());
         env.insert("MIN_THROTTLE_DELAY_SECS".into(), "1".into());
         env.insert("SUBSCRIPTION_CACHE_TTL_MS".into(), "0".into());
+        env.insert("HEALTH_FLUSH_SECS".into(), "0".into());
+        // Infrastructure errors back off 1 s, doubling, at most 4 s (production: 5 s up to 6 h).
+        env.insert("INFRA_BACKOFF_MS".into(), "1000".into());
+        env.insert("INFRA_BACKOFF_MAX_SECS".into(), "4".into());
         for (k, v) in &opts.env {
             env.insert(k.to_string(), v.clone());
         }
         let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config from stack outputs");
         let sdk = shared::load_sdk_config().await;
-        let runner_sdk = match &opts.runner_endpoint {
-            Some(url) => sdk.to_builder().endpoint_url(url).build(),
-            None => sdk.clone(),
-        };
+        let runner_sdk = sdk.clone();
         let calls = CallCounter::default();
-        let runner_opts = Options { wait_seconds: 1, delivery_pollers: opts.delivery_pollers, calls: Some(calls.clone()), ..Default::default() };
+        let runner_opts = Options {
+            wait_seconds: 1,
+            delivery_pollers: opts.delivery_pollers,
+            calls: Some(calls.clone()),
+            sweep_every: None, // tests run "one sweeper pass" themselves
+            endpoint: opts.runner_endpoint.clone(),
+            handler_sqs_endpoint: opts.handler_sqs_endpoint.clone(),
+            handler_dynamodb_endpoint: opts.handler_dynamodb_endpoint.clone(),
+            ..Default::default()
+        };
+        let runner_opts_copy = runner_opts.clone();
         let runner = Runner::start(&runner_sdk, config.clone(), runner_opts)
             .await
             .expect("runner starts");
@@ -122,7 +169,30 @@ impl TestStack {
             outputs,
             http: reqwest::Client::new(),
             calls,
+            sdk,
+            runner_sdk,
+            runner_opts: runner_opts_copy,
         }
+    }
+
+    /// Stops the runner (as if its processes were killed: in-flight handlers are dropped) and
+    /// starts a new one on the same stack.
+    pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// [`TestStack::restart`] with changed runner options (e.g. delivery pollers).
+    pub async fn restart_with(&mut self, change: impl FnOnce(&mut Options)) {
+        change(&mut self.runner_opts);
+        self.runner.stop();
+        self.runner = Runner::start(&self.runner_sdk, self.config.clone(), self.runner_opts.clone()).await.expect("runner restarts");
+    }
+
+    /// The delivery id of the pair (event published with [`TestStack::envelope`], subscription).
+    pub fn delivery_id(event_id: &str, subscription: &str) -> shared::ids::DeliveryId {
+        let sub = shared::ids::SubscriptionId::parse(subscription).expect("a subscription id");
+        let at = shared::timefmt::parse(ENVELOPE_TIME).expect("the envelope's time");
+        shared::ids::DeliveryId::derive(shared::ids::EventSource::Queue, &shared::ids::TenantId::parse("acme").unwrap(), event_id, at, &sub)
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -135,7 +205,7 @@ impl TestStack {
             "event_id": event_id,
             "event_type": event_type,
             "tenant_id": "acme",
-            "occurred_at": "2026-11-22T10:00:00Z",
+            "occurred_at": ENVELOPE_TIME,
             "data": data,
         })
     }
@@ -160,6 +230,43 @@ impl TestStack {
             .expect("POST /v1/subscriptions");
         assert_eq!(resp.status(), 201, "create subscription: {}", resp.text().await.unwrap_or_default());
         resp.json().await.expect("JSON body")
+    }
+
+    /// An API call with the stack's key: status and JSON body (`Null` if none).
+    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method.parse().expect("a method"), self.api(path)).bearer_auth(&self.api_key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("API request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Publishes many envelopes (10 per `SendMessageBatch`).
+    pub async fn publish_many(&self, ids: &[String], event_type: &str) {
+        for chunk in ids.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let body = Self::envelope(id, event_type, serde_json::json!({"id": id})).to_string();
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().unwrap()
+                })
+                .collect();
+            let out = self.sqs.send_message_batch().queue_url(&self.config.events_queue_url).set_entries(Some(entries)).send().await.expect("publish");
+            assert!(out.failed.is_empty(), "publishing failed: {:?}", out.failed);
+        }
+    }
+
+    /// Waits until both queues are empty (nothing visible, nothing in flight).
+    pub async fn settle(&self, deadline: Duration) {
+        eventually(deadline, "both queues to drain", || async {
+            let events = self.queue_depth(&self.config.events_queue_url).await;
+            let deliveries = self.queue_depth(&self.config.delivery_queue_url).await;
+            (events == 0 && deliveries == 0).then_some(())
+        })
+        .await;
     }
 
     /// Sends an upstream event envelope to the event queue, as an upstream service would.
@@ -205,6 +312,22 @@ where
             return v;
         }
         assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `arrived` for `period` and fails if it reports anything: "nothing else arrives", said
+/// without a bare sleep.
+pub async fn quiet<T: std::fmt::Debug, F, Fut>(period: Duration, what: &str, mut arrived: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < period {
+        if let Some(v) = arrived().await {
+            panic!("expected no {what} within {period:?}, got {v:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

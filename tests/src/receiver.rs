@@ -54,6 +54,8 @@ struct Inner {
     fallback: Reply,
     /// Answers completed (a hung request is received but not yet answered).
     answered: usize,
+    /// Each request waits here until this many have arrived (to make POSTs overlap).
+    gate: Option<Arc<tokio::sync::Barrier>>,
 }
 
 #[derive(Clone)]
@@ -66,7 +68,16 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver answering `script` in order, then `fallback` forever.
     pub async fn start(script: Vec<Reply>, fallback: Reply) -> Self {
-        let inner = Arc::new(Mutex::new(Inner { received: Vec::new(), script: script.into(), fallback, answered: 0 }));
+        Self::with_gate(script, fallback, None).await
+    }
+
+    /// Holds each request until `n` have arrived, then answers `status` to all.
+    pub async fn gated(n: usize, status: u16) -> Self {
+        Self::with_gate(Vec::new(), Reply::status(status), Some(Arc::new(tokio::sync::Barrier::new(n)))).await
+    }
+
+    async fn with_gate(script: Vec<Reply>, fallback: Reply, gate: Option<Arc<tokio::sync::Barrier>>) -> Self {
+        let inner = Arc::new(Mutex::new(Inner { received: Vec::new(), script: script.into(), fallback, answered: 0, gate }));
         let app = Router::new().route("/hook", post(record)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -88,6 +99,11 @@ impl Receiver {
     pub fn answered(&self) -> usize {
         self.inner.lock().unwrap().answered
     }
+
+    /// From now on, answers `status` once the script is used up.
+    pub fn set_fallback(&self, status: u16) {
+        self.inner.lock().unwrap().fallback = Reply::status(status);
+    }
 }
 
 impl Drop for Receiver {
@@ -99,12 +115,15 @@ impl Drop for Receiver {
 }
 
 async fn record(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
-    let reply = {
+    let (reply, gate) = {
         let mut g = inner.lock().unwrap();
         g.received.push(Received { at: Instant::now(), headers, body });
         let fallback = g.fallback.clone();
-        g.script.pop_front().unwrap_or(fallback)
+        (g.script.pop_front().unwrap_or(fallback), g.gate.clone())
     };
+    if let Some(gate) = gate {
+        gate.wait().await;
+    }
     tokio::time::sleep(reply.delay).await;
     inner.lock().unwrap().answered += 1;
     let mut resp = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response();

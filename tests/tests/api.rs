@@ -167,11 +167,11 @@ async fn the_delivery_log_redeliver_and_recover() {
     .await;
     assert_eq!(delivered["attempts"], 3);
     let (status, problem) = call(&stack, Method::POST, &format!("/v1/deliveries/{dlv}/redeliver"), None).await;
-    assert_eq!(status, 409, "only failed deliveries: {problem}");
+    assert_eq!(status, 409, "only failed, cancelled or dead-lettered deliveries: {problem}");
 
     // Recover every failure since the start: the other one.
     let (status, out) = call(&stack, Method::POST, &format!("/v1/subscriptions/{id}/recover"), Some(json!({"since": "2020-01-01T00:00:00Z"}))).await;
-    assert_eq!((status, out["recovered"].as_u64()), (202, Some(1)), "{out}");
+    assert_eq!((status, out["recovered"].as_u64(), out["next_cursor"].as_str()), (202, Some(1), None), "{out}");
     eventually(DEADLINE, "both delivered", || async {
         let (_, page) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?status=delivered"), None).await;
         (page["data"].as_array().map(Vec::len) == Some(2)).then_some(())
@@ -229,11 +229,22 @@ async fn events_over_http_are_idempotent_and_delivered_once() {
     assert!(generated["event_id"].as_str().unwrap().starts_with("evt_"));
 
     eventually(DEADLINE, "two deliveries", || async { (receiver.received().len() >= 2).then_some(()) }).await;
-    stack.drain_events().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    stack.settle(DEADLINE).await;
     let ids: Vec<String> = receiver.received().iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["event_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.iter().filter(|i| *i == "crm-42").count(), 1, "{ids:?}");
     assert_eq!(ids.len(), 2);
+
+    // The event's view: the subscription it matched, delivered; no occurred_at needed for an
+    // event published over HTTP. An event on the queue is found with its occurred_at.
+    let (status, view) = call(&stack, Method::GET, "/v1/events/crm-42", None).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!((view["source"].as_str(), view["event_type"].as_str()), (Some("http"), Some("contact.created")));
+    assert_eq!(view["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!((view["deliveries"][0]["status"].as_str(), view["deliveries"][0]["inferred"].as_bool()), (Some("delivered"), Some(false)));
+    let (status, problem) = call(&stack, Method::GET, "/v1/events/never-seen", None).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("occurred_at")), "{problem}");
+    let (status, _) = call(&stack, Method::GET, "/v1/events/never-seen?occurred_at=2026-11-22T10:00:00Z", None).await;
+    assert_eq!(status, 404);
 
     for (body, field) in [
         (json!({"event_type": "contact.created", "data": {}, "tenant_id": "someone-else"}), "tenant_id"),
@@ -280,21 +291,27 @@ async fn api_keys_are_managed_by_admin_keys_and_the_catalogue_is_served() {
 }
 
 #[tokio::test]
-async fn deliveries_paginate_newest_first_across_pages() {
-    let stack = TestStack::start(StackOptions { delivery_pollers: 0, ..Default::default() }).await;
-    let sub = stack.create_subscription("https://example.com/hook", &["*"]).await;
+async fn deliveries_paginate_newest_event_first_across_pages() {
+    let stack = TestStack::start(StackOptions::default()).await;
+    let receiver = Receiver::statuses(&[], 200).await;
+    let sub = stack.create_subscription(&receiver.url, &["*"]).await;
     let id = sub["id"].as_str().unwrap();
-    for i in 0..5 {
-        stack.publish(&format!("page-{i}"), "project.created", json!({})).await;
-        stack.drain_events().await; // one at a time, so creation order is event order
+    // Five events, one second apart in `occurred_at`, published in a shuffled order: the log
+    // sorts by the event's time, not by when it was delivered.
+    for i in [3, 0, 4, 1, 2] {
+        let mut e = TestStack::envelope(&format!("page-{i}"), "project.created", json!({}));
+        e["occurred_at"] = json!(format!("2026-11-22T10:00:0{i}Z"));
+        stack.sqs.send_message().queue_url(&stack.config.events_queue_url).message_body(e.to_string()).send().await.unwrap();
     }
+    eventually(DEADLINE, "five deliveries", || async { (receiver.received().len() == 5).then_some(()) }).await;
+    stack.settle(DEADLINE).await;
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
         let path = match &cursor {
-            Some(c) => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=pending&cursor={c}"),
-            None => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=pending"),
+            Some(c) => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=delivered&cursor={c}"),
+            None => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=delivered"),
         };
         let (status, page) = call(&stack, Method::GET, &path, None).await;
         assert_eq!(status, 200, "{page}");
@@ -307,6 +324,9 @@ async fn deliveries_paginate_newest_first_across_pages() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, ["page-4", "page-3", "page-2", "page-1", "page-0"]);
+    let (_, window) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-22T10:00:01Z&until=2026-11-22T10:00:03Z"), None).await;
+    let ids: Vec<&str> = window["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["page-2", "page-1"], "since is inclusive, until exclusive, by occurred_at");
     // Found by API fuzzing: empty or inverted ranges, a cursor outside the range, a timestamp
     // with no UTC form — each a clear answer, not a 500.
     let (status, page) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-23T00:00:00Z&until=2026-11-22T00:00:00Z"), None).await;

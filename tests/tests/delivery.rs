@@ -1,12 +1,11 @@
 //! The delivery engine against LocalStack with real receivers on 127.0.0.1: Retry-After,
 //! timeouts, redirects, refused connections, 410 Gone, and concurrency within a batch.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::receiver::{Receiver, Reply};
 use e2e::{eventually, StackOptions, TestStack};
 use serde_json::json;
-use shared::ids::{DeliveryId, SubscriptionId, TenantId};
-use shared::model::{Attempt, FailureClass};
+use shared::ids::{SubscriptionId, TenantId};
+use shared::model::{Attempt, DeliveryStatus, FailureClass};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -19,9 +18,9 @@ async fn attempts_of(stack: &TestStack, sub: &serde_json::Value, n: usize) -> Ve
         let deps = deps.clone();
         let sub_id = sub_id.clone();
         async move {
-            let page = deps.deliveries.list_deliveries(&sub_id, &Default::default(), None, 10).await.unwrap();
+            let page = deps.ledger.list(&sub_id, &Default::default(), None, 10).await.unwrap();
             let d = page.items.first()?;
-            let attempts = deps.deliveries.list_attempts(&d.delivery_id).await.unwrap();
+            let attempts: Vec<Attempt> = d.records.iter().filter_map(|r| r.attempt.clone()).collect();
             (attempts.len() >= n).then_some(attempts)
         }
     })
@@ -101,23 +100,11 @@ async fn gone_disables_the_subscription_and_fails_the_delivery_at_once() {
     })
     .await;
     assert_eq!(s.disabled_reason.as_deref(), Some("endpoint answered 410 Gone"));
-    let d: DeliveryId = attempts[0].delivery_id.clone();
-    let item = stack
-        .ddb
-        .get_item()
-        .table_name(&stack.config.deliveries_table)
-        .key("delivery_id", AttributeValue::S(d.to_string()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    assert_eq!(item["status"].as_s().unwrap(), "failed");
+    let d = stack.runner.deps.ledger.list(&sub_id, &Default::default(), None, 1).await.unwrap().items.remove(0);
+    assert_eq!(d.status(), DeliveryStatus::Failed);
+    assert_eq!(d.head().reason.as_deref(), Some("the endpoint answered 410 Gone"));
     // No retries: the message is gone and the receiver saw one POST.
-    eventually(DEADLINE, "the delivery queue to drain", || async {
-        (stack.queue_depth(&stack.config.delivery_queue_url).await == 0).then_some(())
-    })
-    .await;
+    stack.settle(DEADLINE).await;
     assert_eq!(receiver.received().len(), 1);
 }
 

@@ -300,7 +300,7 @@ async fn example_receivers_accept_real_deliveries_and_reject_forgeries() {
         let start = Instant::now();
         let delivery = loop {
             let (_, page) = call(&stack, reqwest::Method::GET, &path).await;
-            let done = page["data"].as_array().and_then(|d| d.iter().find(|d| d["status"] != "pending").cloned());
+            let done = page["data"].as_array().and_then(|d| d.iter().find(|d| d["status"] != "queued" && d["status"] != "retrying").cloned());
             if let Some(d) = done {
                 break d;
             }

@@ -77,6 +77,10 @@ async fn poison_on_the_event_queue_never_costs_a_neighbour() {
     no_tenant.as_object_mut().unwrap().remove("tenant_id");
     let mut bad_tenant = TestStack::envelope("bt", "form.submitted", json!({}));
     bad_tenant["tenant_id"] = json!("../../etc");
+    let mut empty_tenant = TestStack::envelope("et", "form.submitted", json!({}));
+    empty_tenant["tenant_id"] = json!("");
+    let mut long_tenant = TestStack::envelope("lt", "form.submitted", json!({}));
+    long_tenant["tenant_id"] = json!("t".repeat(2048));
     let bodies = [
         good("good-1"),
         "not json at all".to_owned(),
@@ -87,7 +91,10 @@ async fn poison_on_the_event_queue_never_costs_a_neighbour() {
         json!({"event_id": 5, "event_type": ["x"], "tenant_id": "acme", "occurred_at": "2026-11-22T10:00:00Z", "data": {}}).to_string(),
         r#"{"event_id":"sur","event_type":"a.b","tenant_id":"acme","occurred_at":"2026-11-22T10:00:00Z","data":"\ud800"}"#.to_owned(),
         good("good-3"),
+        empty_tenant.to_string(),
     ];
+    // The batch holds ten; the long tenant id goes on its own.
+    stack.sqs.send_message().queue_url(&stack.config.events_queue_url).message_body(long_tenant.to_string()).send().await.unwrap();
     let entries = bodies.iter().enumerate().map(|(i, b)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(b).build().unwrap()).collect();
     stack.sqs.send_message_batch().queue_url(&stack.config.events_queue_url).set_entries(Some(entries)).send().await.unwrap();
 
@@ -105,15 +112,19 @@ async fn poison_on_the_event_queue_never_costs_a_neighbour() {
     stack.drain_events().await;
     let dlq = &stack.outputs["EVENTS_DLQ_URL"];
     let mut reasons = Vec::new();
-    while reasons.len() < 6 {
+    while reasons.len() < 8 {
         let out = stack.sqs.receive_message().queue_url(dlq).max_number_of_messages(10).message_attribute_names("All").wait_time_seconds(1).send().await.unwrap();
         let msgs = out.messages.unwrap_or_default();
-        assert!(!msgs.is_empty() || reasons.len() >= 6, "only {} rejected events in the DLQ: {reasons:?}", reasons.len());
+        assert!(!msgs.is_empty() || reasons.len() >= 8, "only {} rejected events in the DLQ: {reasons:?}", reasons.len());
         for m in msgs {
             reasons.push(m.message_attributes.unwrap()["reason"].string_value().unwrap().to_owned());
         }
     }
-    assert_eq!(reasons.len(), 6, "{reasons:?}");
+    assert_eq!(reasons.len(), 8, "{reasons:?}");
     assert!(reasons.iter().all(|r| r.contains(": ")), "every reason says why: {reasons:?}");
+    // Each invalid tenant id is named as such, at once (not retried as an infrastructure error);
+    // no reason echoes payload text.
+    assert_eq!(reasons.iter().filter(|r| *r == "invalid_envelope: tenant_id").count(), 4, "{reasons:?}");
+    assert!(reasons.iter().all(|r| !r.contains("etc") && !r.contains("ttt") && !r.contains("12345")), "{reasons:?}");
     assert_eq!(stack.runner.fanout_stats.get(&stack.runner.fanout_stats.failed), 0);
 }

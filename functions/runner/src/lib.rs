@@ -4,6 +4,7 @@
 //! not report in `batch_item_failures` (as a Lambda event source mapping would).
 
 mod poller;
+pub mod redrive;
 
 use shared::adapters::calls::{self, CallCounter};
 use shared::{Config, Deps};
@@ -11,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-pub use poller::PollStats;
+pub use poller::{to_lambda_record as lambda_record, PollStats};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -25,15 +26,35 @@ pub struct Options {
     pub delivery_pollers: usize,
     /// Counts every AWS call of the handlers and the pollers.
     pub calls: Option<CallCounter>,
+    /// Runs the sweeper this often (the template's schedule is 5 minutes); `None`: never.
+    pub sweep_every: Option<std::time::Duration>,
+    /// Where the runner (pollers and handlers) reaches AWS, if not where the SDK config says:
+    /// tests cut it off through a proxy.
+    pub endpoint: Option<String>,
+    /// Where the handlers (not the pollers) reach SQS / DynamoDB, if not at `endpoint`: tests
+    /// cut them off through a proxy while the pollers keep receiving.
+    pub handler_sqs_endpoint: Option<String>,
+    pub handler_dynamodb_endpoint: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { api_addr: SocketAddr::from(([127, 0, 0, 1], 0)), wait_seconds: 5, fanout_pollers: 2, delivery_pollers: 2, calls: None }
+        Self {
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            wait_seconds: 5,
+            fanout_pollers: 2,
+            delivery_pollers: 2,
+            calls: None,
+            sweep_every: Some(std::time::Duration::from_secs(60)),
+            endpoint: None,
+            handler_sqs_endpoint: None,
+            handler_dynamodb_endpoint: None,
+        }
     }
 }
 
-/// A running runner; dropping it (or [`Runner::stop`]) stops the API server and the pollers.
+/// A running runner; dropping it (or [`Runner::stop`]) stops the API server, the pollers and the
+/// sweeper.
 pub struct Runner {
     pub api_url: String,
     pub deps: Arc<Deps>,
@@ -45,11 +66,14 @@ pub struct Runner {
 impl Runner {
     pub async fn start(sdk: &aws_config::SdkConfig, config: Config, opts: Options) -> std::io::Result<Self> {
         // As the delivery and fan-out functions do at cold start (not counted: not per message).
-        let plain = aws_sdk_sqs::Client::new(sdk);
+        let endpoint = opts.endpoint.as_deref();
+        let plain = calls::sqs_client(sdk, None, endpoint);
         shared::queue_check::check_delivery_queue(&plain, &config).await.map_err(std::io::Error::other)?;
         shared::queue_check::check_events_queue(&plain, &config).await.map_err(std::io::Error::other)?;
-        let sqs = calls::sqs_client(sdk, opts.calls.as_ref());
-        let deps = Arc::new(Deps::aws_counted(sdk, config, opts.calls.as_ref()));
+        let sqs = calls::sqs_client(sdk, opts.calls.as_ref(), endpoint);
+        let handler_sqs = opts.handler_sqs_endpoint.as_deref().or(endpoint);
+        let handler_ddb = opts.handler_dynamodb_endpoint.as_deref().or(endpoint);
+        let deps = Arc::new(Deps::aws_at(sdk, config, opts.calls.as_ref(), handler_sqs, handler_ddb));
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let router = shared::api::router(deps.clone());
@@ -85,6 +109,19 @@ impl Runner {
                     async move { shared::delivery::handle_batch(event, &d).await }
                 },
             ));
+        }
+        if let Some(every) = opts.sweep_every {
+            let d = deps.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await; // the first tick is immediate
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = shared::sweeper::sweep(&d).await {
+                        tracing::warn!(error = %e, "sweep failed");
+                    }
+                }
+            }));
         }
         Ok(Self { api_url, deps, fanout_stats, delivery_stats, tasks })
     }

@@ -1,28 +1,115 @@
 //! `webhooks-local`: the local runner and operator commands.
 //!
 //! ```text
-//! webhooks-local serve [--port N]                      API on 127.0.0.1:N + queue pollers
+//! webhooks-local serve [--port N]                       API on 127.0.0.1:N + queue pollers + sweeper
 //! webhooks-local create-key --tenant T [--scopes S,..]  prints a new API key once
 //! webhooks-local revoke-key --tenant T --key-id key_…   revokes one of the tenant's keys
 //! webhooks-local publish '<event JSON>'                 sends an event to the event queue, as upstream would
+//! webhooks-local redrive events|deliveries              moves a DLQ's messages back (SQS message-move task)
+//! webhooks-local sweep                                  one sweeper pass
 //! ```
 //! Configuration comes from the same environment variables the Lambda functions read, plus the
 //! standard AWS ones (`AWS_ENDPOINT_URL` points at LocalStack).
 
+use runner::redrive::{redrive, Dlq};
+use shared::ids::TenantId;
 use shared::model::Scope;
-use shared::{ids::TenantId, Config};
+use shared::{Config, Deps};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin] | revoke-key --tenant T --key-id key_... | publish '<event JSON>'";
+const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin,events:publish] | revoke-key --tenant T --key-id key_... | publish '<event JSON>' | redrive events|deliveries | sweep";
+
+/// A command line, parsed.
+enum Command {
+    Serve { port: u16 },
+    CreateKey { tenant: TenantId, scopes: Vec<Scope> },
+    RevokeKey { tenant: TenantId, key_id: String },
+    Publish { body: String },
+    Redrive(Dlq),
+    Sweep,
+}
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn tenant_flag(args: &[String]) -> Result<TenantId, String> {
+    flag(args, "--tenant").as_deref().and_then(TenantId::parse).ok_or_else(|| "--tenant takes 1-64 of [A-Za-z0-9_.:-]".into())
+}
+
+impl Command {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        match args.first().map(String::as_str) {
+            Some("serve") => match flag(args, "--port").map(|p| p.parse()) {
+                None => Ok(Self::Serve { port: 3000 }),
+                Some(Ok(port)) => Ok(Self::Serve { port }),
+                Some(Err(_)) => Err("--port takes a number".into()),
+            },
+            Some("create-key") => {
+                let scopes = match flag(args, "--scopes") {
+                    None => Scope::DEFAULT.to_vec(),
+                    Some(list) => list.split(',').map(Scope::parse).collect::<Option<Vec<_>>>().ok_or_else(|| format!("unknown scope in `{list}`"))?,
+                };
+                Ok(Self::CreateKey { tenant: tenant_flag(args)?, scopes })
+            }
+            Some("revoke-key") => Ok(Self::RevokeKey { tenant: tenant_flag(args)?, key_id: flag(args, "--key-id").ok_or("--key-id is required")? }),
+            Some("publish") => Ok(Self::Publish { body: args.get(1).cloned().ok_or("publish takes the event's JSON")? }),
+            Some("redrive") => match args.get(1).map(String::as_str) {
+                Some("events") => Ok(Self::Redrive(Dlq::Events)),
+                Some("deliveries") => Ok(Self::Redrive(Dlq::Deliveries)),
+                _ => Err("redrive takes `events` or `deliveries`".into()),
+            },
+            Some("sweep") => Ok(Self::Sweep),
+            _ => Err("unknown command".into()),
+        }
+    }
+}
+
+async fn serve(sdk: &aws_config::SdkConfig, config: Config, port: u16) -> Result<(), String> {
+    let opts = runner::Options { api_addr: ([127, 0, 0, 1], port).into(), ..Default::default() };
+    let runner = runner::Runner::start(sdk, config, opts).await.map_err(|e| format!("cannot start on port {port}: {e}"))?;
+    println!("API listening on {}", runner.api_url);
+    runner.wait_for_signal().await;
+    Ok(())
+}
+
+async fn create_key(deps: &Deps, tenant: &TenantId, scopes: &[Scope]) -> Result<(), String> {
+    let (key, record) = shared::api::auth::issue_key(deps, tenant, scopes).await.map_err(|e| e.to_string())?;
+    eprintln!("created {} for tenant {tenant}; the key is shown once:", record.key_id);
+    println!("{key}");
+    Ok(())
+}
+
+async fn revoke_key(deps: &Deps, tenant: &TenantId, key_id: &str) -> Result<(), String> {
+    match shared::api::keys::revoke_key(deps, tenant, key_id).await.map_err(|e| e.to_string())? {
+        true => {
+            println!("revoked {key_id}");
+            Ok(())
+        }
+        false => Err(format!("tenant {tenant} has no key {key_id}")),
+    }
+}
+
+/// As upstream would: through the queue port, after the checks fan-out applies.
+async fn publish(deps: &Deps, body: &str) -> Result<(), String> {
+    shared::envelope::parse_event(body).map_err(|e| e.reason())?;
+    let sqs = aws_sdk_sqs::Client::new(&shared::load_sdk_config().await);
+    let out = sqs.send_message().queue_url(&deps.config.events_queue_url).message_body(body).send().await.map_err(|e| format!("send failed: {}", e.into_service_error()))?;
+    println!("sent message {}", out.message_id.unwrap_or_default());
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     shared::telemetry::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match Command::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("webhooks-local: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -31,108 +118,20 @@ async fn main() -> ExitCode {
         }
     };
     let sdk = shared::load_sdk_config().await;
-    match args.first().map(String::as_str) {
-        Some("serve") => {
-            let port: u16 = match flag(&args, "--port").map(|p| p.parse()) {
-                None => 3000,
-                Some(Ok(p)) => p,
-                Some(Err(_)) => {
-                    eprintln!("webhooks-local: --port takes a number");
-                    return ExitCode::from(2);
-                }
-            };
-            let opts = runner::Options { api_addr: ([127, 0, 0, 1], port).into(), ..Default::default() };
-            let runner = match runner::Runner::start(&sdk, config, opts).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("webhooks-local: cannot listen on port {port}: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            println!("API listening on {}", runner.api_url);
-            runner.wait_for_signal().await;
-            ExitCode::SUCCESS
-        }
-        Some("create-key") => {
-            let Some(tenant) = flag(&args, "--tenant").as_deref().and_then(TenantId::parse) else {
-                eprintln!("webhooks-local: --tenant takes 1-64 of [A-Za-z0-9_.:-]\n{USAGE}");
-                return ExitCode::from(2);
-            };
-            let scopes = match flag(&args, "--scopes") {
-                None => Scope::DEFAULT.to_vec(),
-                Some(list) => match list.split(',').map(Scope::parse).collect::<Option<Vec<_>>>() {
-                    Some(s) => s,
-                    None => {
-                        eprintln!("webhooks-local: unknown scope in `{list}`\n{USAGE}");
-                        return ExitCode::from(2);
-                    }
-                },
-            };
-            let deps = shared::Deps::aws(&sdk, config);
-            match shared::api::auth::issue_key(&deps, &tenant, &scopes).await {
-                Ok((key, record)) => {
-                    eprintln!("created {} for tenant {tenant}; the key is shown once:", record.key_id);
-                    println!("{key}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("webhooks-local: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Some("revoke-key") => {
-            let (Some(tenant), Some(key_id)) = (flag(&args, "--tenant").as_deref().and_then(TenantId::parse), flag(&args, "--key-id")) else {
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            };
-            let deps = shared::Deps::aws(&sdk, config);
-            let keys = match deps.api_keys.list_for_tenant(&tenant).await {
-                Ok(k) => k,
-                Err(e) => {
-                    eprintln!("webhooks-local: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let Some(key) = keys.iter().find(|k| k.key_id.as_str() == key_id) else {
-                eprintln!("webhooks-local: tenant {tenant} has no key {key_id}");
-                return ExitCode::FAILURE;
-            };
-            match deps.api_keys.delete(&key.key_hash).await {
-                Ok(()) => {
-                    println!("revoked {key_id}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("webhooks-local: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Some("publish") => {
-            let Some(body) = args.get(1) else {
-                eprintln!("{USAGE}");
-                return ExitCode::from(2);
-            };
-            if let Err(e) = shared::fanout::parse_event(body) {
-                eprintln!("webhooks-local: {e}");
-                return ExitCode::from(2);
-            }
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            match sqs.send_message().queue_url(&config.events_queue_url).message_body(body).send().await {
-                Ok(out) => {
-                    println!("sent message {}", out.message_id.unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("webhooks-local: send failed: {}", e.into_service_error());
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+    let deps = Deps::aws(&sdk, config.clone());
+    let result = match command {
+        Command::Serve { port } => serve(&sdk, config, port).await,
+        Command::CreateKey { tenant, scopes } => create_key(&deps, &tenant, &scopes).await,
+        Command::RevokeKey { tenant, key_id } => revoke_key(&deps, &tenant, &key_id).await,
+        Command::Publish { body } => publish(&deps, &body).await,
+        Command::Redrive(which) => redrive(&aws_sdk_sqs::Client::new(&sdk), &deps, which).await.map(|r| println!("redrive: {} messages moved ({})", r.moved, r.status)),
+        Command::Sweep => shared::sweeper::sweep(&deps).await.map(|s| println!("{}", serde_json::to_string(&s).unwrap_or_default())).map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webhooks-local: {e}");
+            ExitCode::FAILURE
         }
     }
 }

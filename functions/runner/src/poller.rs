@@ -1,7 +1,7 @@
 //! An SQS event source mapping in miniature: receive up to 10 messages (long poll), hand them to
 //! the handler as an `SqsEvent`, delete the ones not reported as batch item failures.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 use std::collections::HashSet;
@@ -52,6 +52,7 @@ where
         .max_number_of_messages(10)
         .wait_time_seconds(wait_seconds)
         .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
         .send()
         .await
         .map_err(|e| e.into_service_error())?;
@@ -61,10 +62,7 @@ where
         return Ok(());
     }
     stats.messages.fetch_add(messages.len() as u64, Ordering::Relaxed);
-    let receipts: Vec<(String, String)> = messages
-        .iter()
-        .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
-        .collect();
+    let receipts: Vec<(String, String)> = messages.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
     let mut event = SqsEvent::default();
     event.records = messages.into_iter().map(|m| to_lambda_record(m, queue_url)).collect();
 
@@ -77,26 +75,37 @@ where
         .enumerate()
         .map(|(i, (_, receipt))| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(receipt).build())
         .collect::<Result<_, _>>()?;
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let n = entries.len() as u64;
-    let out = sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await.map_err(|e| e.into_service_error())?;
-    stats.deleted.fetch_add(n - out.failed.len() as u64, Ordering::Relaxed);
-    for f in out.failed {
-        tracing::warn!(code = %f.code, "delete failed; message will be redelivered");
+    for chunk in entries.chunks(10) {
+        let n = chunk.len() as u64;
+        let out = sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(chunk.to_vec())).send().await.map_err(|e| e.into_service_error())?;
+        stats.deleted.fetch_add(n - out.failed.len() as u64, Ordering::Relaxed);
+        for f in out.failed {
+            tracing::warn!(code = %f.code, "delete failed; message will be redelivered");
+        }
     }
     Ok(())
 }
 
-/// The record Lambda would deliver for this message (system attributes as strings).
-fn to_lambda_record(m: Message, queue_url: &str) -> SqsMessage {
+/// The record Lambda would deliver for this message (system attributes as strings, message
+/// attributes as Lambda shows them).
+pub fn to_lambda_record(m: Message, queue_url: &str) -> SqsMessage {
     let mut r = SqsMessage::default();
     r.message_id = m.message_id;
     r.receipt_handle = m.receipt_handle;
     r.body = m.body;
     r.md5_of_body = m.md5_of_body;
     r.attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+    r.message_attributes = m
+        .message_attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let mut a = SqsMessageAttribute::default();
+            a.string_value = v.string_value;
+            a.data_type = Some(v.data_type);
+            (k, a)
+        })
+        .collect();
     r.event_source = Some("aws:sqs".into());
     r.event_source_arn = Some(queue_url.to_owned());
     r.aws_region = Some("us-east-1".into());

@@ -47,20 +47,29 @@ impl Intercept for CallCounter {
     }
 }
 
-/// An SQS client built from `sdk`, counted when a counter is given.
-pub fn sqs_client(sdk: &aws_config::SdkConfig, counter: Option<&CallCounter>) -> aws_sdk_sqs::Client {
+/// An SQS client built from `sdk`, counted when a counter is given, at `endpoint` if given.
+///
+/// The endpoint is set on the service's own builder: one set on the `SdkConfig` loses to the
+/// `AWS_ENDPOINT_URL` variable, which the SDK reads again when it builds a client.
+pub fn sqs_client(sdk: &aws_config::SdkConfig, counter: Option<&CallCounter>, endpoint: Option<&str>) -> aws_sdk_sqs::Client {
     let mut b = aws_sdk_sqs::config::Builder::from(sdk);
     if let Some(c) = counter {
         b = b.interceptor(c.clone());
     }
+    if let Some(url) = endpoint {
+        b = b.endpoint_url(url);
+    }
     aws_sdk_sqs::Client::from_conf(b.build())
 }
 
-/// A DynamoDB client built from `sdk`, counted when a counter is given.
-pub fn dynamodb_client(sdk: &aws_config::SdkConfig, counter: Option<&CallCounter>) -> aws_sdk_dynamodb::Client {
+/// A DynamoDB client built from `sdk`, counted when a counter is given, at `endpoint` if given.
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig, counter: Option<&CallCounter>, endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
     let mut b = aws_sdk_dynamodb::config::Builder::from(sdk);
     if let Some(c) = counter {
         b = b.interceptor(c.clone());
+    }
+    if let Some(url) = endpoint {
+        b = b.endpoint_url(url);
     }
     aws_sdk_dynamodb::Client::from_conf(b.build())
 }

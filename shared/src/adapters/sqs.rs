@@ -1,16 +1,22 @@
-//! The SQS adapter: the delivery queue, the event queue and the event dead-letter queue.
+//! The SQS adapter: the delivery queue and its DLQ, the event queue and the event DLQ.
 
 use crate::config::Config;
 use crate::model::DeliveryTask;
 use crate::ports::*;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use std::time::Duration;
+
+/// SQS's cap on one `SendMessageBatch`: 10 entries and 256 KiB of payload (an entry larger than
+/// that goes alone; the delivery queue takes messages up to 1 MiB).
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = 256 * 1024;
 
 pub struct SqsQueues {
     client: Client,
     delivery_queue_url: String,
+    delivery_dlq_url: String,
     events_queue_url: String,
     events_dlq_url: String,
 }
@@ -20,38 +26,58 @@ impl SqsQueues {
         Self {
             client,
             delivery_queue_url: config.delivery_queue_url.clone(),
+            delivery_dlq_url: config.delivery_dlq_url.clone(),
             events_queue_url: config.events_queue_url.clone(),
             events_dlq_url: config.events_dlq_url.clone(),
         }
     }
+
+    fn url(&self, q: QueueName) -> &str {
+        match q {
+            QueueName::Events => &self.events_queue_url,
+            QueueName::Deliveries => &self.delivery_queue_url,
+            QueueName::DeliveryDlq => &self.delivery_dlq_url,
+        }
+    }
 }
 
-fn string_attr(v: &str) -> StoreResult<MessageAttributeValue> {
+fn string_attr(v: &str) -> PortResult<MessageAttributeValue> {
     MessageAttributeValue::builder()
         .data_type("String")
         .string_value(v)
         .build()
-        .map_err(|e| StoreError::backend("build message attribute", e))
+        .map_err(|e| PortError::backend("build message attribute", e))
+}
+
+/// Index ranges of `sizes` that make batches within SQS's limits.
+pub fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if i > start && (i - start == BATCH_ENTRIES || bytes + size > BATCH_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
 }
 
 #[async_trait]
 impl Queues for SqsQueues {
-    async fn enqueue_deliveries(&self, tasks: &[DeliveryTask]) -> StoreResult<Vec<usize>> {
+    async fn send_tasks(&self, tasks: &[DeliveryTask]) -> PortResult<Vec<usize>> {
+        let bodies = tasks.iter().map(|t| serde_json::to_string(t).map_err(|e| PortError::Corrupt(e.to_string()))).collect::<PortResult<Vec<_>>>()?;
         let mut failed = Vec::new();
-        for (chunk_no, chunk) in tasks.chunks(10).enumerate() {
-            let base = chunk_no * 10;
-            let entries = chunk
+        for range in batches(&bodies.iter().map(String::len).collect::<Vec<_>>()) {
+            let base = range.start;
+            let entries = bodies[range]
                 .iter()
                 .enumerate()
-                .map(|(i, task)| {
-                    let body = serde_json::to_string(task).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    SendMessageBatchRequestEntry::builder()
-                        .id((base + i).to_string())
-                        .message_body(body)
-                        .build()
-                        .map_err(|e| StoreError::backend("build batch entry", e))
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
+                .map(|(i, body)| SendMessageBatchRequestEntry::builder().id((base + i).to_string()).message_body(body).build().map_err(|e| PortError::backend("build batch entry", e)))
+                .collect::<PortResult<Vec<_>>>()?;
             let out = self
                 .client
                 .send_message_batch()
@@ -59,9 +85,9 @@ impl Queues for SqsQueues {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| StoreError::backend("send delivery batch", e.into_service_error()))?;
+                .map_err(|e| PortError::backend("send delivery batch", e.into_service_error()))?;
             for f in out.failed {
-                let idx = f.id.parse::<usize>().map_err(|_| StoreError::Corrupt(format!("batch entry id {}", f.id)))?;
+                let idx = f.id.parse::<usize>().map_err(|_| PortError::Corrupt(format!("batch entry id {}", f.id)))?;
                 tracing::warn!(code = %f.code, sender_fault = f.sender_fault, "delivery task not enqueued");
                 failed.push(idx);
             }
@@ -69,30 +95,51 @@ impl Queues for SqsQueues {
         Ok(failed)
     }
 
-    async fn retry_after(&self, handle: &MessageHandle, delay: Duration) -> StoreResult<()> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.delivery_queue_url)
-            .receipt_handle(&handle.0)
-            .visibility_timeout(delay.as_secs().min(43_200) as i32)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("change message visibility", e.into_service_error()))?;
-        Ok(())
+    async fn set_visibility(&self, queue: QueueName, changes: &[(MessageHandle, Duration)]) -> PortResult<Vec<usize>> {
+        let mut failed = Vec::new();
+        for (chunk_no, chunk) in changes.chunks(BATCH_ENTRIES).enumerate() {
+            let base = chunk_no * BATCH_ENTRIES;
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (h, d))| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id((base + i).to_string())
+                        .receipt_handle(&h.0)
+                        .visibility_timeout(d.as_secs().min(43_200) as i32)
+                        .build()
+                        .map_err(|e| PortError::backend("build visibility entry", e))
+                })
+                .collect::<PortResult<Vec<_>>>()?;
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(self.url(queue))
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| PortError::backend("change message visibility", e.into_service_error()))?;
+            for f in out.failed {
+                tracing::warn!(code = %f.code, "visibility change failed; the message comes back after the queue's timeout");
+                failed.extend(f.id.parse::<usize>().ok());
+            }
+        }
+        Ok(failed)
     }
 
-    async fn publish_event(&self, body: &str) -> StoreResult<()> {
+    async fn publish_event(&self, body: &str) -> PortResult<()> {
         self.client
             .send_message()
             .queue_url(&self.events_queue_url)
             .message_body(body)
+            .message_attributes("source", string_attr("http")?)
             .send()
             .await
-            .map_err(|e| StoreError::backend("send event", e.into_service_error()))?;
+            .map_err(|e| PortError::backend("send event", e.into_service_error()))?;
         Ok(())
     }
 
-    async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> StoreResult<()> {
+    async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> PortResult<()> {
         self.client
             .send_message()
             .queue_url(&self.events_dlq_url)
@@ -101,7 +148,45 @@ impl Queues for SqsQueues {
             .message_attributes("source_message_id", string_attr(source_message_id)?)
             .send()
             .await
-            .map_err(|e| StoreError::backend("send to event DLQ", e.into_service_error()))?;
+            .map_err(|e| PortError::backend("send to event DLQ", e.into_service_error()))?;
         Ok(())
+    }
+
+    async fn peek_dead_tasks(&self, max: usize, hide: Duration) -> PortResult<Vec<Peeked>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let got = self
+                .client
+                .receive_message()
+                .queue_url(&self.delivery_dlq_url)
+                .max_number_of_messages((max - out.len()).min(10) as i32)
+                .visibility_timeout(hide.as_secs() as i32)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| PortError::backend("receive from delivery DLQ", e.into_service_error()))?
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                if let (Some(handle), Some(id)) = (m.receipt_handle, m.message_id) {
+                    out.push(Peeked { handle: MessageHandle(handle), message_id: id, body: m.body.unwrap_or_default() });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batches_stay_within_ten_entries_and_256_kib() {
+        assert_eq!(super::batches(&[1; 25]), vec![0..10, 10..20, 20..25]);
+        assert_eq!(super::batches(&[100_000, 100_000, 100_000]), vec![0..2, 2..3]);
+        assert_eq!(super::batches(&[300_000, 10, 10]), vec![0..1, 1..3], "a large entry goes alone");
+        assert!(super::batches(&[]).is_empty());
     }
 }

@@ -5,7 +5,7 @@ use super::problem::ApiError;
 use crate::deps::Deps;
 use crate::ids::{ApiKeyId, TenantId};
 use crate::model::{ApiKeyRecord, Scope, TenantRecord};
-use crate::ports::StoreError;
+use crate::ports::PortError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use rand::RngCore;
@@ -18,7 +18,7 @@ pub fn hash_key(key: &str) -> String {
 
 /// Creates a key for `tenant` (registering the tenant if new) and returns it in clear, once,
 /// with its stored record.
-pub async fn issue_key(deps: &Deps, tenant: &TenantId, scopes: &[Scope]) -> Result<(String, ApiKeyRecord), StoreError> {
+pub async fn issue_key(deps: &Deps, tenant: &TenantId, scopes: &[Scope]) -> Result<(String, ApiKeyRecord), PortError> {
     let now = time::OffsetDateTime::now_utc();
     deps.tenants.register(&TenantRecord { tenant_id: tenant.clone(), created_at: now }).await?;
     let mut raw = [0u8; 24];

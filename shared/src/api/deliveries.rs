@@ -1,17 +1,18 @@
-//! The delivery log and its actions: list a subscription's deliveries, get one (with the request
-//! it sends), list its attempts, redeliver a failed one, recover failures since a time, and send
-//! a test event now.
+//! The delivery log: a subscription's deliveries (newest event first), one delivery with the
+//! request it sends, its attempts; and the actions on them (redeliver, recover, test), which
+//! live in `delivery::actions`. A delivery enters the log at its first record (its first
+//! attempt, or its cancellation); before that it is queued, which `GET /v1/events/{id}` shows.
 
 use super::auth::Caller;
 use super::problem::ApiError;
 use super::subscriptions::find;
-use super::{IdPath, JsonBody, ListOut, QueryParams, page_limit};
-use crate::delivery;
+use super::{page_limit, IdPath, JsonBody, ListOut, QueryParams};
+use crate::delivery::actions::{self, ActionError};
+use crate::delivery::request;
 use crate::deps::Deps;
-use crate::fanout::enqueue_all;
-use crate::ids::{DeliveryId, EventId};
-use crate::model::{Attempt, Delivery, DeliveryStatus, DeliveryTask, EventIn, FailureClass, Scope, StoredEvent, Trigger};
-use crate::ports::{DeliveryFilter, StoreError};
+use crate::ids::DeliveryId;
+use crate::model::{Attempt, DeliveryStatus, FailureClass, Scope, Trigger};
+use crate::ports::{Delivery, DeliveryFilter, PortError};
 use crate::timefmt;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,29 +28,46 @@ pub struct DeliveryOut {
     pub subscription_id: String,
     pub event_id: String,
     pub event_type: String,
+    /// The event's `occurred_at` (to the millisecond): what the log sorts and filters by.
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
     pub status: DeliveryStatus,
     pub attempts: u32,
     pub last_status_code: Option<u16>,
     pub last_error_class: Option<FailureClass>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_attempt_at: Option<OffsetDateTime>,
+    /// When a `retrying` delivery is attempted next.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// Why it failed, was cancelled or dead-lettered.
+    pub reason: Option<String>,
+    /// When its first record was written (its first attempt, or its cancellation).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 impl From<&Delivery> for DeliveryOut {
     fn from(d: &Delivery) -> Self {
+        let head = d.head();
+        let last = d.last_attempt();
         Self {
-            id: d.delivery_id.clone(),
-            subscription_id: d.subscription_id.to_string(),
-            event_id: d.event_id.clone(),
-            event_type: d.event_type.clone(),
-            status: d.status,
-            attempts: d.attempts,
-            last_status_code: d.last_status_code,
-            last_error_class: d.last_error_class,
-            last_attempt_at: d.last_attempt_at,
-            created_at: d.created_at,
+            id: head.delivery_id.clone(),
+            subscription_id: head.delivery_id.subscription().to_string(),
+            event_id: head.event_id.clone(),
+            event_type: head.event_type.clone(),
+            occurred_at: head.delivery_id.occurred_at(),
+            status: d.status(),
+            attempts: head.attempts,
+            last_status_code: last.and_then(|a| a.status_code),
+            last_error_class: last.and_then(|a| a.error_class),
+            last_attempt_at: last.map(|a| a.started_at),
+            next_attempt_at: head.next_attempt_at.filter(|_| d.status() == DeliveryStatus::Retrying),
+            reason: head.reason.clone(),
+            created_at: d.records[0].written_at,
+            updated_at: head.written_at,
         }
     }
 }
@@ -113,96 +131,64 @@ pub struct DeliveriesQuery {
     pub until: Option<String>,
 }
 
-fn timestamp(field: &str, v: &Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
+pub fn timestamp(field: &str, v: &Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
     v.as_deref()
         .map(|s| timefmt::parse(s).ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 timestamp, e.g. 2026-11-22T10:00:00Z")))
         .transpose()
 }
 
-pub async fn list(
-    State(deps): State<Arc<Deps>>,
-    caller: Caller,
-    IdPath(id): IdPath,
-    QueryParams(q): QueryParams<DeliveriesQuery>,
-) -> Result<Json<ListOut<DeliveryOut>>, ApiError> {
+fn bad_cursor(e: PortError) -> ApiError {
+    match e {
+        PortError::BadCursor => ApiError::invalid("cursor", "is not a cursor this API returned"),
+        other => other.into(),
+    }
+}
+
+pub async fn list(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, QueryParams(q): QueryParams<DeliveriesQuery>) -> Result<Json<ListOut<DeliveryOut>>, ApiError> {
     caller.require(Scope::Read)?;
     let sub = find(&deps, &caller, &id).await?;
-    let filter = DeliveryFilter { status: q.status, event_type: q.event_type.clone(), since: timestamp("since", &q.since)?, until: timestamp("until", &q.until)? };
-    let page = deps
-        .deliveries
-        .list_deliveries(&sub.subscription_id, &filter, q.cursor.as_deref(), page_limit(q.limit)?)
-        .await
-        .map_err(|e| match e {
-            StoreError::BadCursor => ApiError::invalid("cursor", "is not a cursor this API returned"),
-            other => other.into(),
-        })?;
+    let filter = DeliveryFilter { status: q.status.into_iter().collect(), event_type: q.event_type.clone(), since: timestamp("since", &q.since)?, until: timestamp("until", &q.until)? };
+    let page = deps.ledger.list(&sub.subscription_id, &filter, q.cursor.as_deref(), page_limit(q.limit)?).await.map_err(bad_cursor)?;
     Ok(Json(ListOut { data: page.items.iter().map(DeliveryOut::from).collect(), next_cursor: page.next }))
 }
 
-/// The caller's delivery, or 404 (also for another tenant's).
+/// The caller's delivery, or 404 (also for another tenant's, and for one with no record yet).
 async fn find_delivery(deps: &Deps, caller: &Caller, id: &str) -> Result<Delivery, ApiError> {
     let id = DeliveryId::parse(id).ok_or(ApiError::NotFound("delivery"))?;
-    deps.deliveries.get_delivery(&id).await?.filter(|d| d.tenant_id == caller.tenant).ok_or(ApiError::NotFound("delivery"))
+    deps.subscriptions.get(&caller.tenant, &id.subscription()).await?.ok_or(ApiError::NotFound("delivery"))?;
+    deps.ledger.delivery(&id).await?.ok_or(ApiError::NotFound("delivery"))
 }
 
 pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<DeliveryDetailOut>, ApiError> {
     caller.require(Scope::Read)?;
     let d = find_delivery(&deps, &caller, &id).await?;
-    let sub = deps.subscriptions.get(&d.tenant_id, &d.subscription_id).await?;
-    let event = deps.deliveries.get_event(&d.tenant_id, &d.event_id).await?;
-    let mut headers = BTreeMap::from([
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("webhook-id".to_owned(), d.delivery_id.to_string()),
-        ("webhook-timestamp".to_owned(), "<time of each attempt>".to_owned()),
-        ("webhook-signature".to_owned(), "<redacted>".to_owned()),
-        ("x-webhook-signature".to_owned(), "<redacted>".to_owned()),
-        ("x-webhook-event".to_owned(), d.event_type.clone()),
-    ]);
-    if let Some(s) = &sub {
-        headers.extend(s.headers.keys().map(|k| (k.to_ascii_lowercase(), "<redacted>".to_owned())));
-        match &s.auth {
-            crate::model::EndpointAuth::None => {}
-            crate::model::EndpointAuth::Basic { .. } => {
-                headers.insert("authorization".into(), "<redacted>".into());
-            }
-            crate::model::EndpointAuth::ApiKey { header, .. } => {
-                headers.insert(header.to_ascii_lowercase(), "<redacted>".into());
-            }
-        }
-    }
-    let payload = event.map(|e| serde_json::from_str(&e.body).unwrap_or(serde_json::Value::Null)).unwrap_or(serde_json::Value::Null);
-    let request = RequestOut { url: sub.map(|s| s.url).unwrap_or_default(), headers, payload };
-    Ok(Json(DeliveryDetailOut { delivery: DeliveryOut::from(&d), request }))
+    let sub = deps.subscriptions.get(&caller.tenant, &d.id().subscription()).await?;
+    let headers = request::shown_headers(d.id(), sub.as_ref(), &d.head().event_type);
+    let payload = d.event().map(|e| serde_json::from_str(&e.body).unwrap_or(serde_json::Value::Null)).unwrap_or(serde_json::Value::Null);
+    let url = d.last_attempt().map(|a| a.url.clone()).or(sub.map(|s| s.url)).unwrap_or_default();
+    Ok(Json(DeliveryDetailOut { delivery: DeliveryOut::from(&d), request: RequestOut { url, headers, payload } }))
 }
 
 pub async fn attempts(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<ListOut<AttemptOut>>, ApiError> {
     caller.require(Scope::Read)?;
     let d = find_delivery(&deps, &caller, &id).await?;
-    let attempts = deps.deliveries.list_attempts(&d.delivery_id).await?;
-    Ok(Json(ListOut { data: attempts.iter().map(AttemptOut::from).collect(), next_cursor: None }))
+    let data = d.records.iter().filter_map(|r| r.attempt.as_ref()).map(AttemptOut::from).collect();
+    Ok(Json(ListOut { data, next_cursor: None }))
 }
 
-fn redeliver_task(d: &Delivery) -> DeliveryTask {
-    DeliveryTask::Deliver {
-        delivery_id: d.delivery_id.clone(),
-        tenant_id: d.tenant_id.clone(),
-        subscription_id: d.subscription_id.clone(),
-        event_id: d.event_id.clone(),
-        trigger: Trigger::Redeliver,
+fn action_error(e: ActionError) -> ApiError {
+    match e {
+        ActionError::NotReopenable(_) => ApiError::Conflict(e.to_string()),
+        ActionError::Port(p) => p.into(),
     }
 }
 
-/// Only a failed delivery can be redelivered: same payload and `webhook-id`, fresh signature.
+/// A failed, cancelled or dead-lettered delivery, again: same payload and `webhook-id`, a fresh
+/// signature, the whole schedule.
 pub async fn redeliver(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<(StatusCode, Json<DeliveryOut>), ApiError> {
     caller.require(Scope::Write)?;
-    let mut d = find_delivery(&deps, &caller, &id).await?;
-    match deps.deliveries.reopen(&d.delivery_id).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(ApiError::Conflict(format!("only failed deliveries can be redelivered; this one is {:?}", d.status).to_lowercase())),
-        Err(e) => return Err(e.into()),
-    }
-    enqueue_all(&deps, &[redeliver_task(&d)]).await?;
-    d.status = DeliveryStatus::Pending;
+    let d = find_delivery(&deps, &caller, &id).await?;
+    let d = actions::redeliver(&deps, d).await.map_err(action_error)?;
     Ok((StatusCode::ACCEPTED, Json(DeliveryOut::from(&d))))
 }
 
@@ -210,42 +196,27 @@ pub async fn redeliver(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id)
 #[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     pub since: String,
+    /// The `next_cursor` of the previous call, to go on.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RecoverOut {
+    /// Deliveries queued again by this call.
     pub recovered: usize,
+    /// More remain: call again with the same `since` and this cursor. Repeating a call (say,
+    /// after a timeout) redelivers nothing twice.
+    pub next_cursor: Option<String>,
 }
 
-/// Redelivers every failed delivery of the subscription created since `since`.
-pub async fn recover(
-    State(deps): State<Arc<Deps>>,
-    caller: Caller,
-    IdPath(id): IdPath,
-    JsonBody(input): JsonBody<RecoverIn>,
-) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
+/// Redelivers the failed, cancelled and dead-lettered deliveries of the subscription whose events
+/// occurred since `since`, up to `RECOVER_LIMIT` per call.
+pub async fn recover(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, JsonBody(input): JsonBody<RecoverIn>) -> Result<(StatusCode, Json<RecoverOut>), ApiError> {
     caller.require(Scope::Write)?;
     let sub = find(&deps, &caller, &id).await?;
-    let since = timestamp("since", &Some(input.since))?;
-    let filter = DeliveryFilter { status: Some(DeliveryStatus::Failed), since, ..Default::default() };
-    let mut tasks = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = deps.deliveries.list_deliveries(&sub.subscription_id, &filter, cursor.as_deref(), 100).await?;
-        for d in &page.items {
-            match deps.deliveries.reopen(&d.delivery_id).await {
-                Ok(()) => tasks.push(redeliver_task(d)),
-                Err(StoreError::Conflict) => {} // settled meanwhile
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match page.next {
-            Some(n) => cursor = Some(n),
-            None => break,
-        }
-    }
-    enqueue_all(&deps, &tasks).await?;
-    Ok((StatusCode::ACCEPTED, Json(RecoverOut { recovered: tasks.len() })))
+    let since = timestamp("since", &Some(input.since))?.expect("a given timestamp");
+    let done = actions::recover(&deps, &sub.subscription_id, since, input.cursor).await.map_err(bad_cursor)?;
+    Ok((StatusCode::ACCEPTED, Json(RecoverOut { recovered: done.reopened, next_cursor: done.next_cursor })))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -260,24 +231,7 @@ pub struct TestOut {
 pub async fn test(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<TestOut>, ApiError> {
     caller.require(Scope::Write)?;
     let sub = find(&deps, &caller, &id).await?;
-    let now = OffsetDateTime::now_utc();
-    let event = EventIn {
-        event_id: EventId::generate().to_string(),
-        event_type: "webhook.test".into(),
-        tenant_id: caller.tenant.clone(),
-        occurred_at: now,
-        data: serde_json::json!({"subscription_id": sub.subscription_id, "message": "This is a test event."}),
-    };
-    let expires_at = (now + deps.config.retention).unix_timestamp();
-    let stored = StoredEvent::from_event(&event, expires_at);
-    deps.deliveries.put_event(&stored).await?;
-    let delivery = Delivery::pending(&event, &sub.subscription_id, now, expires_at);
-    deps.deliveries.create_delivery(&delivery).await?;
-    let (record, outcome) = delivery::attempt(&deps, &sub, &delivery, stored, Trigger::Test).await;
-    let status = match outcome {
-        delivery::http::DeliveryOutcome::Delivered(_) => DeliveryStatus::Delivered,
-        delivery::http::DeliveryOutcome::Failed { .. } => DeliveryStatus::Failed,
-    };
-    deps.deliveries.record_attempt(&record, status).await?;
-    Ok(Json(TestOut { delivery_id: delivery.delivery_id, event_id: event.event_id, status, attempt: AttemptOut::from(&record) }))
+    let (record, _) = actions::send_test(&deps, &sub).await?;
+    let attempt = record.attempt.as_ref().expect("a test record reports its POST");
+    Ok(Json(TestOut { delivery_id: record.delivery_id.clone(), event_id: record.event_id.clone(), status: record.status.public(), attempt: AttemptOut::from(attempt) }))
 }

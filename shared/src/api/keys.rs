@@ -4,7 +4,8 @@ use super::auth::{issue_key, Caller};
 use super::problem::ApiError;
 use super::{IdPath, JsonBody, ListOut};
 use crate::deps::Deps;
-use crate::ids::ApiKeyId;
+use crate::ids::{ApiKeyId, TenantId};
+use crate::ports::PortError;
 use crate::model::{ApiKeyRecord, Scope};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,11 +54,22 @@ pub async fn list(State(deps): State<Arc<Deps>>, caller: Caller) -> Result<Json<
     Ok(Json(ListOut { data: keys.iter().map(ApiKeyOut::from).collect(), next_cursor: None }))
 }
 
+/// Revokes the tenant's key `key_id`; `false` if the tenant has no such key. (The route and the
+/// operator command `webhooks-local revoke-key` both call it.)
+pub async fn revoke_key(deps: &Deps, tenant: &TenantId, key_id: &str) -> Result<bool, PortError> {
+    let keys = deps.api_keys.list_for_tenant(tenant).await?;
+    let Some(key) = keys.iter().find(|k| k.key_id.as_str() == key_id) else {
+        return Ok(false);
+    };
+    deps.api_keys.delete(&key.key_hash).await?;
+    tracing::info!(%tenant, key_id = %key.key_id, "api key revoked");
+    Ok(true)
+}
+
 pub async fn revoke(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Admin)?;
-    let keys = deps.api_keys.list_for_tenant(&caller.tenant).await?;
-    let key = keys.iter().find(|k| k.key_id.as_str() == id).ok_or(ApiError::NotFound("api key"))?;
-    deps.api_keys.delete(&key.key_hash).await?;
-    tracing::info!(tenant = %caller.tenant, key_id = %key.key_id, "api key revoked");
-    Ok(StatusCode::NO_CONTENT)
+    match revoke_key(&deps, &caller.tenant, &id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::NotFound("api key")),
+    }
 }

@@ -39,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/event-types"),
     ("POST", "/v1/events"),
+    ("GET", "/v1/events/{id}"),
     ("GET", "/v1/subscriptions"),
     ("POST", "/v1/subscriptions"),
     ("GET", "/v1/subscriptions/{id}"),
@@ -62,6 +63,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/event-types", get(events::event_types))
         .route("/v1/events", post(events::publish))
+        .route("/v1/events/{id}", get(events::get))
         .route("/v1/subscriptions", get(subscriptions::list).post(subscriptions::create))
         .route(
             "/v1/subscriptions/{id}",

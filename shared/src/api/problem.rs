@@ -1,7 +1,7 @@
 //! The API's one error type, mapped to HTTP in one place: 4xx as `application/problem+json`
 //! naming the field at fault; 5xx logged with context and answered with a generic body.
 
-use crate::ports::StoreError;
+use crate::ports::PortError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -25,7 +25,7 @@ pub enum ApiError {
     #[error("the body must be at most {0} bytes")]
     TooLarge(usize),
     #[error("internal error")]
-    Internal(#[from] StoreError),
+    Internal(#[from] PortError),
 }
 
 impl ApiError {

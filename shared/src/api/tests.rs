@@ -2,7 +2,7 @@
 //! scopes, tenant isolation, and random bodies never causing a 5xx.
 
 use super::*;
-use crate::fanout::tests::config;
+use crate::testing::config;
 use crate::ids::TenantId;
 use crate::model::Scope;
 use axum::body::Body;
@@ -45,7 +45,8 @@ impl App {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "sub_00000000000000000000000000")
+    let id = if path.starts_with("/v1/deliveries") { "dlv_000000000aaaaaaaaaaaaaaaa00000000000000000000000000" } else if path.starts_with("/v1/events") { "evt-1" } else { "sub_00000000000000000000000000" };
+    path.replace("{id}", id)
 }
 
 #[test]
@@ -89,6 +90,7 @@ async fn each_scope_is_enforced_and_named() {
     let all = app.key("acme", &Scope::ALL).await;
     let read = app.key("acme", &[Scope::Read]).await;
     let write = app.key("acme", &[Scope::Write]).await;
+    let all_but_publish = app.key("acme", &[Scope::Read, Scope::Write, Scope::Delete, Scope::Admin]).await;
     let (_, sub) = app.call("POST", "/v1/subscriptions", Some(&all), Some(json!({"url": "https://example.com/h"}))).await;
     let id = sub["id"].as_str().unwrap();
 
@@ -98,7 +100,8 @@ async fn each_scope_is_enforced_and_named() {
         ("DELETE", format!("/v1/subscriptions/{id}"), &write, None, "webhooks:delete"),
         ("PATCH", format!("/v1/subscriptions/{id}"), &read, Some(json!({"name": "x"})), "webhooks:write"),
         ("GET", "/v1/api-keys".into(), &read, None, "webhooks:admin"),
-        ("POST", "/v1/events".into(), &read, Some(json!({"event_type": "project.created", "data": {}})), "webhooks:write"),
+        ("POST", "/v1/events".into(), &all_but_publish, Some(json!({"event_type": "project.created", "data": {}})), "events:publish"),
+        ("GET", "/v1/events/e1?occurred_at=2026-11-22T10:00:00Z".into(), &write, None, "webhooks:read"),
     ];
     for (method, path, key, body, scope) in cases {
         let (status, problem) = app.call(method, &path, Some(key), body).await;
@@ -132,6 +135,7 @@ async fn another_tenant_gets_404_on_every_object_route() {
         ("GET", format!("/v1/deliveries/{dlv}/attempts"), None),
         ("POST", format!("/v1/deliveries/{dlv}/redeliver"), None),
         ("DELETE", format!("/v1/api-keys/{key_id}"), None),
+        ("GET", format!("/v1/events/{evt}?occurred_at={at}", evt = test["event_id"].as_str().unwrap(), at = "2026-11-22T10:00:00Z"), None),
     ] {
         let (status, _) = app.call(method, &path, Some(&b), body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");

@@ -1,0 +1,142 @@
+//! In-memory adapters for unit tests: the same contracts as the DynamoDB/SQS ones (the contract
+//! suite in `ports::contract` runs against both).
+
+mod ledger;
+mod queues;
+
+pub use ledger::MemoryLedger;
+pub use queues::MemoryQueues;
+
+use crate::ids::{SubscriptionId, TenantId};
+use crate::model::{ApiKeyRecord, StoredEvent, Subscription, TenantRecord};
+use crate::ports::*;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// What a health change does to a subscription: the in-memory store's version of the DynamoDB
+/// adapter's update expressions.
+fn apply_health(sub: &mut Subscription, change: &HealthChange) {
+    match change {
+        HealthChange::Delivered { at } => {
+            sub.failure_count = 0;
+            sub.first_failure_at = None;
+            sub.last_delivered_at = Some(*at);
+        }
+        HealthChange::Failed { count, since } => {
+            sub.failure_count += count;
+            sub.first_failure_at.get_or_insert(*since);
+        }
+        HealthChange::Disable { reason, at } => {
+            sub.enabled = false;
+            sub.disabled_reason = Some(reason.clone());
+            sub.updated_at = *at;
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct MemorySubscriptions(Mutex<BTreeMap<(TenantId, SubscriptionId), Subscription>>);
+
+#[async_trait]
+impl SubscriptionStore for MemorySubscriptions {
+    async fn create(&self, sub: &Subscription) -> PortResult<()> {
+        let key = (sub.tenant_id.clone(), sub.subscription_id.clone());
+        let mut map = self.0.lock().unwrap();
+        if map.contains_key(&key) {
+            return Err(PortError::Conflict);
+        }
+        map.insert(key, sub.clone());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &SubscriptionId) -> PortResult<Option<Subscription>> {
+        Ok(self.0.lock().unwrap().get(&(tenant.clone(), id.clone())).cloned())
+    }
+
+    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<Subscription>> {
+        let map = self.0.lock().unwrap();
+        Ok(map.iter().filter(|((t, _), _)| t == tenant).map(|(_, s)| s.clone()).collect())
+    }
+
+    async fn replace(&self, sub: &Subscription) -> PortResult<()> {
+        let key = (sub.tenant_id.clone(), sub.subscription_id.clone());
+        let mut map = self.0.lock().unwrap();
+        let slot = map.get_mut(&key).ok_or(PortError::Conflict)?;
+        *slot = sub.clone();
+        Ok(())
+    }
+
+    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<Subscription>> {
+        let mut map = self.0.lock().unwrap();
+        Ok(map.get_mut(&(tenant.clone(), id.clone())).map(|s| {
+            apply_health(s, &change);
+            s.clone()
+        }))
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryApiKeys(Mutex<HashMap<String, ApiKeyRecord>>);
+
+#[async_trait]
+impl ApiKeyStore for MemoryApiKeys {
+    async fn put(&self, key: &ApiKeyRecord) -> PortResult<()> {
+        let mut map = self.0.lock().unwrap();
+        if map.contains_key(&key.key_hash) {
+            return Err(PortError::Conflict);
+        }
+        map.insert(key.key_hash.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn get(&self, key_hash: &str) -> PortResult<Option<ApiKeyRecord>> {
+        Ok(self.0.lock().unwrap().get(key_hash).cloned())
+    }
+
+    async fn list_for_tenant(&self, tenant: &TenantId) -> PortResult<Vec<ApiKeyRecord>> {
+        let mut keys: Vec<_> = self.0.lock().unwrap().values().filter(|k| &k.tenant_id == tenant).cloned().collect();
+        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        Ok(keys)
+    }
+
+    async fn delete(&self, key_hash: &str) -> PortResult<()> {
+        self.0.lock().unwrap().remove(key_hash);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryTenants(Mutex<HashMap<TenantId, TenantRecord>>);
+
+#[async_trait]
+impl TenantStore for MemoryTenants {
+    async fn register(&self, tenant: &TenantRecord) -> PortResult<()> {
+        self.0.lock().unwrap().entry(tenant.tenant_id.clone()).or_insert_with(|| tenant.clone());
+        Ok(())
+    }
+
+    async fn exists(&self, tenant: &TenantId) -> PortResult<bool> {
+        Ok(self.0.lock().unwrap().contains_key(tenant))
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryEvents(Mutex<HashMap<(TenantId, String), StoredEvent>>);
+
+#[async_trait]
+impl EventStore for MemoryEvents {
+    async fn put(&self, event: &StoredEvent) -> PortResult<Created> {
+        let mut map = self.0.lock().unwrap();
+        let key = (event.tenant_id.clone(), event.event_id.clone());
+        if map.contains_key(&key) {
+            return Ok(Created::Existed);
+        }
+        map.insert(key, event.clone());
+        Ok(Created::New)
+    }
+
+    async fn get(&self, tenant: &TenantId, event_id: &str) -> PortResult<Option<StoredEvent>> {
+        Ok(self.0.lock().unwrap().get(&(tenant.clone(), event_id.to_owned())).cloned())
+    }
+}

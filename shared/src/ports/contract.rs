@@ -1,0 +1,188 @@
+//! One contract per port, generic over its trait: run against the in-memory adapters by this
+//! crate's unit tests and against DynamoDB on LocalStack by `tests/tests/contract.rs`, so the two
+//! adapters cannot disagree.
+
+use super::*;
+use crate::ids::{ApiKeyId, DeliveryId, EventSource, SubscriptionId, TenantId};
+use crate::model::{ApiKeyRecord, Attempt, Record, RecordStatus, RecordedEvent, Scope, StoredEvent, Subscription, TenantRecord, Trigger};
+use time::OffsetDateTime;
+
+fn tenant() -> TenantId {
+    TenantId::parse(&format!("t{}", ulid::Ulid::new().to_string().to_lowercase())).unwrap()
+}
+
+pub async fn subscriptions(store: &dyn SubscriptionStore) {
+    let t = tenant();
+    let mut sub = Subscription::new(t.clone(), "https://example.com/h".into(), vec!["*".into()], OffsetDateTime::now_utc());
+    store.create(&sub).await.unwrap();
+    assert!(matches!(store.create(&sub).await, Err(PortError::Conflict)), "create of an existing id conflicts");
+    assert_eq!(store.get(&t, &sub.subscription_id).await.unwrap().unwrap().url, sub.url);
+    let other = Subscription::new(t.clone(), "https://example.com/2".into(), vec!["a.*".into()], OffsetDateTime::now_utc());
+    store.create(&other).await.unwrap();
+    let ids: Vec<_> = store.list(&t).await.unwrap().into_iter().map(|s| s.subscription_id).collect();
+    let mut want = vec![sub.subscription_id.clone(), other.subscription_id.clone()];
+    want.sort();
+    assert_eq!(ids, want, "in id order (= creation order, to the millisecond)");
+    sub.name = Some("renamed".into());
+    store.replace(&sub).await.unwrap();
+    assert_eq!(store.get(&t, &sub.subscription_id).await.unwrap().unwrap().name.as_deref(), Some("renamed"));
+    let ghost = Subscription::new(t.clone(), "https://example.com/g".into(), vec![], OffsetDateTime::now_utc());
+    assert!(matches!(store.replace(&ghost).await, Err(PortError::Conflict)), "replace of a missing id conflicts");
+    // Health: failures add up and start a run once; a success ends it; disable says why.
+    let at = OffsetDateTime::now_utc();
+    let after = store.record_health(&t, &sub.subscription_id, HealthChange::Failed { count: 2, since: at }).await.unwrap().unwrap();
+    assert_eq!((after.failure_count, after.first_failure_at.map(|x| x.unix_timestamp())), (2, Some(at.unix_timestamp())));
+    let later = at + time::Duration::seconds(5);
+    let after = store.record_health(&t, &sub.subscription_id, HealthChange::Failed { count: 1, since: later }).await.unwrap().unwrap();
+    assert_eq!((after.failure_count, after.first_failure_at.map(|x| x.unix_timestamp())), (3, Some(at.unix_timestamp())));
+    let after = store.record_health(&t, &sub.subscription_id, HealthChange::Delivered { at: later }).await.unwrap().unwrap();
+    assert_eq!((after.failure_count, after.first_failure_at), (0, None));
+    let after = store.record_health(&t, &sub.subscription_id, HealthChange::Disable { reason: "gone".into(), at }).await.unwrap().unwrap();
+    assert_eq!((after.enabled, after.disabled_reason.as_deref()), (false, Some("gone")));
+    assert!(store.record_health(&t, &ghost.subscription_id, HealthChange::Delivered { at }).await.unwrap().is_none());
+}
+
+pub async fn api_keys(store: &dyn ApiKeyStore) {
+    let t = tenant();
+    let key = ApiKeyRecord { key_hash: format!("h-{t}"), key_id: ApiKeyId::generate(), tenant_id: t.clone(), scopes: vec![Scope::Read], created_at: OffsetDateTime::now_utc() };
+    store.put(&key).await.unwrap();
+    assert!(matches!(store.put(&key).await, Err(PortError::Conflict)), "a duplicate hash conflicts");
+    assert_eq!(store.get(&key.key_hash).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.list_for_tenant(&t).await.unwrap(), vec![key.clone()]);
+    store.delete(&key.key_hash).await.unwrap();
+    assert_eq!(store.get(&key.key_hash).await.unwrap(), None);
+}
+
+pub async fn tenants(store: &dyn TenantStore) {
+    let t = tenant();
+    assert!(!store.exists(&t).await.unwrap());
+    let r = TenantRecord { tenant_id: t.clone(), created_at: OffsetDateTime::now_utc() };
+    store.register(&r).await.unwrap();
+    store.register(&r).await.unwrap();
+    assert!(store.exists(&t).await.unwrap());
+}
+
+pub async fn events(store: &dyn EventStore) {
+    let t = tenant();
+    let e = StoredEvent { tenant_id: t.clone(), event_id: "e1".into(), event_type: "a.b".into(), occurred_at: OffsetDateTime::UNIX_EPOCH, body: format!("{{\"pad\":\"{}\"}}", "x".repeat(900)), expires_at: 9 };
+    assert_eq!(store.put(&e).await.unwrap(), Created::New);
+    assert_eq!(store.put(&e).await.unwrap(), Created::Existed);
+    assert_eq!(store.get(&t, "e1").await.unwrap(), Some(e));
+    assert_eq!(store.get(&t, "e2").await.unwrap(), None);
+}
+
+fn record(id: &DeliveryId, seq: u32, status: RecordStatus, at: OffsetDateTime) -> Record {
+    Record {
+        delivery_id: id.clone(),
+        seq,
+        event_id: "e".into(),
+        event_type: if seq % 2 == 0 { "b.x".into() } else { "a.x".into() },
+        status,
+        attempts: seq,
+        run: seq,
+        owner: None,
+        next_attempt_at: None,
+        token: None,
+        queued_at: None,
+        attempt: Some(Attempt { attempt: seq, url: "https://x".into(), started_at: at, duration_ms: 3, status_code: Some(500), error_class: None, error_message: None, response_headers: Default::default(), response_body: Some(String::new()), trigger: Trigger::Live }),
+        reason: None,
+        event: (seq == 1).then(|| RecordedEvent { tenant_id: TenantId::parse("acme").unwrap(), body: "{}".into() }),
+        written_at: at,
+        expires_at: 9,
+    }
+}
+
+pub async fn ledger(store: &dyn Ledger) {
+    let sub = SubscriptionId::generate();
+    let t = TenantId::parse("acme").unwrap();
+    let base = time::macros::datetime!(2026-11-22 10:00 UTC);
+    let at = |i: i64| base + time::Duration::seconds(i);
+    // 30 deliveries, one per second; delivery i has (i % 3) + 1 records; its head is delivered
+    // for even i, failed for odd i.
+    let ids: Vec<DeliveryId> = (0..30).map(|i| DeliveryId::derive(EventSource::Queue, &t, &format!("e{i}"), at(i), &sub)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let n = (i % 3) as u32 + 1;
+        for seq in 1..=n {
+            let st = if seq < n { RecordStatus::Retrying } else if i % 2 == 0 { RecordStatus::Delivered } else { RecordStatus::Failed };
+            store.append(&record(id, seq, st, at(i as i64))).await.unwrap();
+        }
+    }
+    // Appends are conditional on the sequence number being free.
+    let dup = record(&ids[0], 1, RecordStatus::Delivered, at(0));
+    assert!(matches!(store.append(&dup).await, Err(PortError::Conflict)));
+    // Head and the whole delivery (oldest first), strong and eventual reads alike.
+    let head = store.head(&ids[5], Read::Strong).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.status), (3, RecordStatus::Failed));
+    assert_eq!(store.head(&ids[5], Read::Eventual).await.unwrap().map(|h| h.seq), Some(3));
+    let d = store.delivery(&ids[5]).await.unwrap().unwrap();
+    assert_eq!(d.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(d.records[0], record(&ids[5], 1, RecordStatus::Retrying, at(5)), "a record reads back as written");
+    let never = DeliveryId::derive(EventSource::Queue, &t, "never", at(0), &sub);
+    assert!(store.head(&never, Read::Strong).await.unwrap().is_none() && store.delivery(&never).await.unwrap().is_none());
+
+    // Listing: newest event first, paged by cursor, every delivery once.
+    let all = DeliveryFilter::default();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list(&sub, &all, cursor.as_deref(), 7).await.unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items.iter().map(|d| d.id().clone()));
+        for d in &page.items {
+            assert_eq!(d.records.len(), (ids.iter().position(|x| x == d.id()).unwrap() % 3) + 1, "each delivery with all its records");
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let newest_first: Vec<DeliveryId> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    // Filters: status of the head, event type of the head, the event time range.
+    let failed = DeliveryFilter { status: vec![crate::model::DeliveryStatus::Failed], ..Default::default() };
+    let page = store.list(&sub, &failed, None, 100).await.unwrap();
+    assert_eq!(page.items.len(), 15);
+    assert!(page.items.iter().all(|d| d.status() == crate::model::DeliveryStatus::Failed) && page.next.is_none());
+    let window = DeliveryFilter { since: Some(at(10)), until: Some(at(20)), ..Default::default() };
+    let page = store.list(&sub, &window, None, 100).await.unwrap();
+    assert_eq!(page.items.iter().map(|d| d.id().clone()).collect::<Vec<_>>(), ids[10..20].iter().rev().cloned().collect::<Vec<_>>());
+    let typed = DeliveryFilter { event_type: Some("a.x".into()), ..Default::default() };
+    assert!(store.list(&sub, &typed, None, 100).await.unwrap().items.iter().all(|d| d.head().event_type == "a.x"));
+    assert!(matches!(store.list(&sub, &all, Some("bogus"), 5).await, Err(PortError::BadCursor)));
+    let inverted = DeliveryFilter { since: Some(at(20)), until: Some(at(10)), ..Default::default() };
+    assert!(store.list(&sub, &inverted, None, 5).await.unwrap().items.is_empty());
+
+    // Marks: conditional on status (and token); queued records are found by the sweeper's query.
+    let id = &ids[1]; // failed, 2 records
+    let queue = Mark::Queue { token: "tok".into(), at: at(100) };
+    let reopenable = Expect { status: vec![RecordStatus::Failed], token: None };
+    assert!(matches!(store.mark(id, 1, &reopenable, &queue).await, Err(PortError::Conflict)), "record 1 is not failed");
+    store.mark(id, 2, &reopenable, &queue).await.unwrap();
+    assert!(matches!(store.mark(id, 2, &reopenable, &queue).await, Err(PortError::Conflict)), "no longer failed");
+    let h = store.head(id, Read::Strong).await.unwrap().unwrap();
+    assert_eq!((h.status, h.token.as_deref(), h.queued_at), (RecordStatus::Queued, Some("tok"), Some(at(100))));
+    let stale = store.queued_before(at(101), 10).await.unwrap();
+    assert!(stale.contains(&(id.clone(), 2)), "{stale:?}");
+    assert!(!store.queued_before(at(100), 10).await.unwrap().contains(&(id.clone(), 2)));
+    let wrong = Expect { status: vec![RecordStatus::Queued], token: Some("other".into()) };
+    assert!(matches!(store.mark(id, 2, &wrong, &Mark::Claim { owner: "m".into() }).await, Err(PortError::Conflict)));
+    let right = Expect { status: vec![RecordStatus::Queued], token: Some("tok".into()) };
+    store.mark(id, 2, &right, &Mark::Claim { owner: "m".into() }).await.unwrap();
+    let h = store.head(id, Read::Strong).await.unwrap().unwrap();
+    assert_eq!((h.status, h.owner.as_deref(), h.queued_at), (RecordStatus::Attempting, Some("m"), None));
+    assert!(!store.queued_before(at(101), 10).await.unwrap().contains(&(id.clone(), 2)), "a claim leaves the index");
+}
+
+#[cfg(test)]
+mod memory {
+    use crate::adapters::memory::*;
+
+    #[tokio::test]
+    async fn the_in_memory_adapters_keep_the_contracts() {
+        super::subscriptions(&MemorySubscriptions::default()).await;
+        super::api_keys(&MemoryApiKeys::default()).await;
+        super::tenants(&MemoryTenants::default()).await;
+        super::events(&MemoryEvents::default()).await;
+        super::ledger(&MemoryLedger::default()).await;
+    }
+}
