@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, adapter and end-to-end (on a LocalStack this script installs, starts on
-# its own port and stops again, also on failure), then the SAM template checks and `sam build`.
+# its own port and stops again, also on failure), then the SAM template checks (sam validate --lint,
+# cfn-lint's serverless rules, checkov) and `sam build`.
 #
 #   scripts/test.sh              everything
 #   SKIP_SAM_BUILD=1 scripts/test.sh   skip the release build of the Lambda bundles
@@ -55,6 +56,9 @@ fi
 step "SAM: install and validate --lint"
 scripts/sam.sh install
 scripts/sam.sh validate
+
+step "Template linters: cfn-lint + serverless rules, checkov on the translated template"
+scripts/lint-templates.sh
 
 if [[ "${SKIP_SAM_BUILD:-0}" != 1 ]]; then
     step "SAM: build (release Lambda bundles)"
