@@ -6,6 +6,7 @@
 #   scripts/localstack.sh start [PORT]           start on 127.0.0.1:PORT, wait until ready, print URL
 #   scripts/localstack.sh stop [PORT]            stop the instance this script started on PORT
 #   scripts/localstack.sh status [PORT]          print whether our instance on PORT is running
+#   scripts/localstack.sh pid [PORT]             print the PID of our instance on PORT (for loopback-check.sh)
 #   scripts/localstack.sh provision STACK [K=V ...]  deploy infra/data.yaml as STACK, print NAME=value outputs
 #   scripts/localstack.sh destroy STACK          delete stack STACK
 #   scripts/localstack.sh env [PORT]             print AWS_* variables for clients
@@ -129,6 +130,25 @@ cmd_setup() {
     fi
 }
 
+# ---------------------------------------------------------------- loopback fence
+# Everything LocalStack starts must listen on loopback only, and GATEWAY_LISTEN=127.0.0.1:PORT is
+# not enough: LocalStack's default gateway server (twisted, localstack/runtime/server/twisted.py)
+# ignores the host for IPv4 ("TODO: interface = host?") and listens on 0.0.0.0, and DynamoDB Local
+# (java, started by LocalStack with only `-port <random>`) has no bind-address option at all and
+# listens on every interface. (GATEWAY_SERVER=hypercorn would honour the host, but swaps the HTTP
+# server under every test; DYNAMODB_LOCAL_PORT only picks the port.) So LocalStack runs with
+# LD_PRELOAD=loopback-bind.so (scripts/loopback-bind.c), which its java child inherits: a bind()
+# to a wildcard address becomes a bind to loopback. scripts/loopback-check.sh proves it.
+SHIM_SRC="$ROOT/scripts/loopback-bind.c"
+SHIM="$LIB/loopback-bind.so"
+
+ensure_shim() {
+    [[ -f "$SHIM" && "$SHIM" -nt "$SHIM_SRC" ]] && return 0
+    command -v cc >/dev/null 2>&1 || die "need a C compiler ('cc', e.g. apt-get install gcc) to build the loopback fence $SHIM"
+    mkdir -p "$LIB"
+    cc -shared -fPIC -O2 -o "$SHIM.$$.tmp" "$SHIM_SRC" -ldl && mv "$SHIM.$$.tmp" "$SHIM"
+}
+
 # ---------------------------------------------------------------- process helpers
 valid_port() {
     if ! [[ "$1" =~ ^[0-9]+$ ]] || (( $1 < 1 || $1 > 65535 )); then die "invalid port: $1"; fi
@@ -222,6 +242,7 @@ cmd_start() {
         die "something already listens on port $port (not started by this script); pick another port"
     fi
     rm -f "$dir/pid"
+    ensure_shim
     mkdir -p "$fs/var/lib/localstack"
     # The DynamoDB Local jar, java and agent are installed once in .localstack/lib; LocalStack looks
     # for them under $FILESYSTEM_ROOT/var/lib/localstack/lib.
@@ -231,6 +252,7 @@ cmd_start() {
     # kms:CreateKey; without kms in SERVICES the table create fails.
     cd "$dir"
     env OVERRIDE_IN_DOCKER=0 \
+        LD_PRELOAD="$SHIM${LD_PRELOAD:+:$LD_PRELOAD}" \
         FILESYSTEM_ROOT="$fs" \
         GATEWAY_LISTEN="127.0.0.1:$port" \
         LOCALSTACK_HOST="127.0.0.1:$port" \
@@ -297,6 +319,14 @@ cmd_status() {
     fi
 }
 
+cmd_pid() {
+    local port=${1:-$DEFAULT_PORT} dir
+    valid_port "$port"
+    dir="$(run_dir "$port")"
+    recorded_alive "$dir/pid" || die "not running on port $port"
+    cut -d' ' -f1 "$dir/pid"
+}
+
 # ---------------------------------------------------------------- stacks / env
 provision_py() {
     setup_done || die "not set up: run $0 setup (and start)"
@@ -319,6 +349,7 @@ case "$cmd" in
     start)     cmd_start "$@" ;;
     stop)      cmd_stop "$@" ;;
     status)    cmd_status "$@" ;;
+    pid)       cmd_pid "$@" ;;
     provision) [[ $# -ge 1 ]] || die "usage: $0 provision STACK [Key=Value ...]"
                provision_py deploy --template "$ROOT/infra/data.yaml" "$@" ;;
     destroy)   [[ $# -eq 1 ]] || die "usage: $0 destroy STACK"
