@@ -31,12 +31,20 @@ trap 'scripts/localstack.sh stop "$PORT" || true' EXIT
 scripts/localstack.sh start "$PORT"
 while IFS= read -r line; do export "${line?}"; done < <(scripts/localstack.sh env "$PORT")
 
+step "Loopback only: LocalStack and its DynamoDB Local"
+scripts/loopback-check.sh "$(scripts/localstack.sh pid "$PORT")"
+
 step "Interop verifiers (standardwebhooks from PyPI and npm)"
 scripts/interop-setup.sh
 
-step "cargo test (unit, adapter, end-to-end)"
+step "cargo build (workspace binaries)"
 # The operator test runs the runner binary itself; `cargo test` builds only test harnesses.
 cargo build --workspace --locked --bins
+
+step "Loopback only: the local runner (webhooks-local serve)"
+scripts/loopback-runner-check.sh target/debug/webhooks-local
+
+step "cargo test (unit, adapter, end-to-end)"
 cargo test --workspace --locked
 
 step "Web console: browser test (headless Chromium)"
