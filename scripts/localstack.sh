@@ -6,6 +6,7 @@
 #   scripts/localstack.sh start [PORT]           start on 127.0.0.1:PORT, wait until ready, print URL
 #   scripts/localstack.sh stop [PORT]            stop the instance this script started on PORT
 #   scripts/localstack.sh status [PORT]          print whether our instance on PORT is running
+#   scripts/localstack.sh pid [PORT]             print the PID of our instance on PORT (for loopback-check.sh)
 #   scripts/localstack.sh provision STACK [K=V ...]  deploy infra/data.yaml as STACK, print NAME=value outputs
 #   scripts/localstack.sh destroy STACK          delete stack STACK
 #   scripts/localstack.sh env [PORT]             print AWS_* variables for clients
@@ -13,6 +14,10 @@
 # PORT defaults to $LOCALSTACK_PORT, else 45670.
 # Env: LOCALSTACK_PYTHON  interpreter (>= 3.13) used to create the venv at setup.
 #      (localstack-core 2026.3.0 imports warnings.deprecated, new in 3.13: 3.12 cannot load it.)
+#      Without one (stock Debian 12 / Ubuntu 24.04 ship 3.11 / 3.12), setup installs CPython 3.13
+#      into .tools/python with uv (pip-installed from PyPI into .tools/uv-venv; uv downloads a
+#      python-build-standalone build from GitHub). LOCALSTACK_PYTHON_DOWNLOAD=0: stop instead,
+#      printing the commands to install one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,6 +45,11 @@ log() { echo "localstack.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 # ---------------------------------------------------------------- python discovery
+TOOLS="$ROOT/.tools"
+UV_PIN="uv==0.13.9"
+UV_VENV="$TOOLS/uv-venv"              # uv itself, from PyPI
+PY_DIR="$TOOLS/python"                # interpreters uv installs (python-build-standalone)
+
 py_ok() { "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)' >/dev/null 2>&1; }
 
 find_python() {
@@ -50,13 +60,56 @@ find_python() {
         return 2
     fi
     # pyenv shims for these names may exist but fail: py_ok runs them to be sure.
-    for cand in python3.13 python3.12; do
+    for cand in python3.13 python3.14 python3; do
         command -v "$cand" >/dev/null 2>&1 && py_ok "$cand" && { echo "$cand"; return 0; }
     done
-    for cand in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+    for cand in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[3-9]*/bin/python3 "$PY_DIR"/cpython-3.1[3-9]*/bin/python3; do
         [[ -x "$cand" ]] && py_ok "$cand" && { echo "$cand"; return 0; }
     done
     return 1
+}
+
+# Stops with the ways to get a Python >= 3.13 (argument: why the automatic install did not happen).
+no_python() {
+    log "LocalStack $LOCALSTACK_VERSION needs Python >= $MIN_PY, and none was found (tried \$LOCALSTACK_PYTHON,"
+    log "  python3.13, python3.14, python3, ${PYENV_ROOT:-$HOME/.pyenv}/versions/3.1[3-9]*, .tools/python)."
+    log "  $1"
+    log "Install one, then run this again. Any of:"
+    log "  sudo apt-get install python3.13 python3.13-venv       # Debian 13, Ubuntu 24.10 and later"
+    log "  pyenv install 3.13                                     # found in ${PYENV_ROOT:-$HOME/.pyenv}/versions"
+    log "  $UV_VENV/bin/uv python install --install-dir $PY_DIR --no-bin $MIN_PY"
+    log "      # (after: python3 -m venv $UV_VENV && $UV_VENV/bin/pip install $UV_PIN; needs GitHub,"
+    log "      #  or UV_PYTHON_INSTALL_MIRROR=<a mirror of python-build-standalone's releases>)"
+    log "  LOCALSTACK_PYTHON=/path/to/python3.13 $0 setup           # any other interpreter"
+    exit 1
+}
+
+# No Python >= 3.13 on this machine: install CPython into .tools/python with uv (an ordinary PyPI
+# package), using any python3 >= 3.8 to create uv's venv. uv downloads the interpreter from
+# GitHub (python-build-standalone); where that is unreachable it fails within seconds.
+install_python() {
+    local base="" cand
+    [[ "${LOCALSTACK_PYTHON_DOWNLOAD:-1}" != 0 ]] || no_python "LOCALSTACK_PYTHON_DOWNLOAD=0: not installing one."
+    for cand in python3 python3.12 python3.11 python3.10 python3.9 python3.8; do
+        if "$cand" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 8) else 1)' >/dev/null 2>&1; then
+            base="$cand"
+            break
+        fi
+    done
+    [[ -n "$base" ]] || no_python "There is no python3 >= 3.8 either, to install uv with."
+    log "no Python >= $MIN_PY found: installing CPython $MIN_PY into .tools/python with $UV_PIN (using $base) ..."
+    mkdir -p "$TOOLS"
+    if [[ ! -x "$UV_VENV/bin/uv" ]]; then
+        if ! { "$base" -m venv "$UV_VENV" && "$UV_VENV/bin/python" -m pip install -q --disable-pip-version-check "$UV_PIN"; }; then
+            rm -rf "$UV_VENV"
+            no_python "Installing $UV_PIN with $base failed (see above; on Debian/Ubuntu: sudo apt-get install python3-venv)."
+        fi
+    fi
+    # --no-config: no uv.toml of the user's; --no-bin: nothing written to ~/.local/bin.
+    if ! UV_CACHE_DIR="$TOOLS/uv-cache" "$UV_VENV/bin/uv" python install --no-config --no-bin \
+            --install-dir "$PY_DIR" "$MIN_PY"; then
+        no_python "uv could not download CPython $MIN_PY (see above: it fetches from GitHub)."
+    fi
 }
 
 # ---------------------------------------------------------------- setup
@@ -64,7 +117,11 @@ setup_done() { [[ -f "$STAMP" && "$(cat "$STAMP")" == "$SETUP_ID" ]]; }
 
 do_setup() {
     local py java_bin java_home tmp
-    py="$(find_python)" || { (( $? == 2 )) && exit 1; die "LocalStack needs Python >= $MIN_PY: none found (tried \$LOCALSTACK_PYTHON, python3.13, python3.12, ${PYENV_ROOT:-$HOME/.pyenv}/versions/3.1[2-9]*). Set LOCALSTACK_PYTHON."; }
+    if ! py="$(find_python)"; then
+        [[ -z "${LOCALSTACK_PYTHON:-}" ]] || exit 1      # set, but not usable (said why)
+        install_python
+        py="$(find_python)" || no_python "uv reported success, but no python3 >= $MIN_PY is in $PY_DIR."
+    fi
     for tool in java javac jar npm tar; do
         command -v "$tool" >/dev/null 2>&1 || die "setup needs '$tool' on PATH (a JDK >= 17 and npm)"
     done
@@ -127,6 +184,25 @@ cmd_setup() {
     else
         do_setup
     fi
+}
+
+# ---------------------------------------------------------------- loopback fence
+# Everything LocalStack starts must listen on loopback only, and GATEWAY_LISTEN=127.0.0.1:PORT is
+# not enough: LocalStack's default gateway server (twisted, localstack/runtime/server/twisted.py)
+# ignores the host for IPv4 ("TODO: interface = host?") and listens on 0.0.0.0, and DynamoDB Local
+# (java, started by LocalStack with only `-port <random>`) has no bind-address option at all and
+# listens on every interface. (GATEWAY_SERVER=hypercorn would honour the host, but swaps the HTTP
+# server under every test; DYNAMODB_LOCAL_PORT only picks the port.) So LocalStack runs with
+# LD_PRELOAD=loopback-bind.so (scripts/loopback-bind.c), which its java child inherits: a bind()
+# to a wildcard address becomes a bind to loopback. scripts/loopback-check.sh proves it.
+SHIM_SRC="$ROOT/scripts/loopback-bind.c"
+SHIM="$LIB/loopback-bind.so"
+
+ensure_shim() {
+    [[ -f "$SHIM" && "$SHIM" -nt "$SHIM_SRC" ]] && return 0
+    command -v cc >/dev/null 2>&1 || die "need a C compiler ('cc', e.g. apt-get install gcc) to build the loopback fence $SHIM"
+    mkdir -p "$LIB"
+    cc -shared -fPIC -O2 -o "$SHIM.$$.tmp" "$SHIM_SRC" -ldl && mv "$SHIM.$$.tmp" "$SHIM"
 }
 
 # ---------------------------------------------------------------- process helpers
@@ -222,6 +298,7 @@ cmd_start() {
         die "something already listens on port $port (not started by this script); pick another port"
     fi
     rm -f "$dir/pid"
+    ensure_shim
     mkdir -p "$fs/var/lib/localstack"
     # The DynamoDB Local jar, java and agent are installed once in .localstack/lib; LocalStack looks
     # for them under $FILESYSTEM_ROOT/var/lib/localstack/lib.
@@ -231,6 +308,7 @@ cmd_start() {
     # kms:CreateKey; without kms in SERVICES the table create fails.
     cd "$dir"
     env OVERRIDE_IN_DOCKER=0 \
+        LD_PRELOAD="$SHIM${LD_PRELOAD:+:$LD_PRELOAD}" \
         FILESYSTEM_ROOT="$fs" \
         GATEWAY_LISTEN="127.0.0.1:$port" \
         LOCALSTACK_HOST="127.0.0.1:$port" \
@@ -297,6 +375,14 @@ cmd_status() {
     fi
 }
 
+cmd_pid() {
+    local port=${1:-$DEFAULT_PORT} dir
+    valid_port "$port"
+    dir="$(run_dir "$port")"
+    recorded_alive "$dir/pid" || die "not running on port $port"
+    cut -d' ' -f1 "$dir/pid"
+}
+
 # ---------------------------------------------------------------- stacks / env
 provision_py() {
     setup_done || die "not set up: run $0 setup (and start)"
@@ -319,6 +405,7 @@ case "$cmd" in
     start)     cmd_start "$@" ;;
     stop)      cmd_stop "$@" ;;
     status)    cmd_status "$@" ;;
+    pid)       cmd_pid "$@" ;;
     provision) [[ $# -ge 1 ]] || die "usage: $0 provision STACK [Key=Value ...]"
                provision_py deploy --template "$ROOT/infra/data.yaml" "$@" ;;
     destroy)   [[ $# -eq 1 ]] || die "usage: $0 destroy STACK"

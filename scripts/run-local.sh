@@ -17,8 +17,20 @@ TENANT="${TENANT:-dev}"
 
 cargo build --locked -p runner --bin webhooks-local
 scripts/localstack.sh setup
-trap 'scripts/localstack.sh stop "$LOCALSTACK_PORT" || true' EXIT
+RUNNER_PID=""
+stop_all() {
+    if [[ -n "$RUNNER_PID" ]]; then kill "$RUNNER_PID" 2>/dev/null || true; fi
+    scripts/localstack.sh stop "$LOCALSTACK_PORT" || true
+}
+trap stop_all EXIT
+# The runner runs in the background (so it can be checked), where a script's children ignore
+# SIGINT: Ctrl-C must end the script itself, whose EXIT trap then stops the runner and LocalStack.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 scripts/localstack.sh start "$LOCALSTACK_PORT" >/dev/null
+# Nothing of this runs beyond loopback: LocalStack and DynamoDB Local (fenced by
+# scripts/localstack.sh), and the runner (127.0.0.1) below.
+scripts/loopback-check.sh "$(scripts/localstack.sh pid "$LOCALSTACK_PORT")"
 # A short schedule for local use: 4 retries -> 5 attempts, so the queue's maxReceiveCount is 5.
 export RETRY_SCHEDULE="5,30,120,600"
 ENV_FILE=.localstack/local.env
@@ -48,4 +60,13 @@ cat <<MSG
   Ctrl-C stops everything.
 
 MSG
-"$ROOT/target/debug/webhooks-local" serve --port "$API_PORT"
+"$ROOT/target/debug/webhooks-local" serve --port "$API_PORT" &
+RUNNER_PID=$!
+deadline=$(( SECONDS + 30 ))
+until (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; do
+    kill -0 "$RUNNER_PID" 2>/dev/null || { wait "$RUNNER_PID" || exit $?; exit 1; }
+    (( SECONDS < deadline )) || { echo "run-local.sh: the runner does not listen on port $API_PORT" >&2; exit 1; }
+    sleep 0.2
+done
+scripts/loopback-check.sh "$RUNNER_PID"
+wait "$RUNNER_PID"

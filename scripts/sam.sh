@@ -27,7 +27,8 @@ find_python() {
     [[ -n "${SAM_PYTHON:-}" ]] && cands+=("$SAM_PYTHON")
     cands+=(python3 python3.13 python3.12 python3.11)
     local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
-    for cand in "$pyenv_root"/versions/3.1[1-9]*/bin/python3; do
+    # .tools/python: where scripts/localstack.sh installs a CPython with uv on machines without one.
+    for cand in "$pyenv_root"/versions/3.1[1-9]*/bin/python3 "$TOOLS"/python/cpython-3.1[1-9]*/bin/python3; do
         [[ -x "$cand" ]] && cands+=("$cand")
     done
     for cand in "${cands[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, adapter and end-to-end (on a LocalStack this script installs, starts on
-# its own port and stops again, also on failure), then the SAM template checks and `sam build`.
+# its own port and stops again, also on failure), then the SAM template checks (sam validate --lint,
+# cfn-lint's serverless rules, checkov) and `sam build`.
 #
 #   scripts/test.sh              everything
 #   SKIP_SAM_BUILD=1 scripts/test.sh   skip the release build of the Lambda bundles
@@ -30,12 +31,20 @@ trap 'scripts/localstack.sh stop "$PORT" || true' EXIT
 scripts/localstack.sh start "$PORT"
 while IFS= read -r line; do export "${line?}"; done < <(scripts/localstack.sh env "$PORT")
 
+step "Loopback only: LocalStack and its DynamoDB Local"
+scripts/loopback-check.sh "$(scripts/localstack.sh pid "$PORT")"
+
 step "Interop verifiers (standardwebhooks from PyPI and npm)"
 scripts/interop-setup.sh
 
-step "cargo test (unit, adapter, end-to-end)"
+step "cargo build (workspace binaries)"
 # The operator test runs the runner binary itself; `cargo test` builds only test harnesses.
 cargo build --workspace --locked --bins
+
+step "Loopback only: the local runner (webhooks-local serve)"
+scripts/loopback-runner-check.sh target/debug/webhooks-local
+
+step "cargo test (unit, adapter, end-to-end)"
 cargo test --workspace --locked
 
 step "Web console: browser test (headless Chromium)"
@@ -55,6 +64,9 @@ fi
 step "SAM: install and validate --lint"
 scripts/sam.sh install
 scripts/sam.sh validate
+
+step "Template linters: cfn-lint + serverless rules, checkov on the translated template"
+scripts/lint-templates.sh
 
 if [[ "${SKIP_SAM_BUILD:-0}" != 1 ]]; then
     step "SAM: build (release Lambda bundles)"
