@@ -111,7 +111,8 @@ pub fn verify(
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
     let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if (now - ts).abs() > tolerance_secs {
+    // abs_diff: `now - ts` overflows for timestamps near i64::MIN or MAX.
+    if now.abs_diff(ts) > tolerance_secs.unsigned_abs() {
         return Err(VerifyError::Expired);
     }
     let expected = secret.sign(msg_id, ts, body);
@@ -159,6 +160,20 @@ mod tests {
         assert_eq!(verify(&s, id, &ts_s, sig, body.as_bytes(), ts + 10, 300), Ok(()));
         let two = format!("v1,AAAA {sig}");
         assert_eq!(verify(&s, id, &ts_s, &two, body.as_bytes(), ts, 300), Ok(()));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_a_panic() {
+        let (secret, id, _, body, sig) = V1;
+        let s = Secret::parse(secret).unwrap();
+        for ts in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+            for now in [i64::MIN, 0, 1_795_000_000, i64::MAX] {
+                let r = verify(&s, id, &ts.to_string(), sig, body.as_bytes(), now, 300);
+                assert!(matches!(r, Err(VerifyError::Expired) | Err(VerifyError::NoMatch)), "ts {ts}, now {now}: {r:?}");
+            }
+        }
+        assert_eq!(verify(&s, id, "-9223372036854775808", sig, body.as_bytes(), 1_795_000_000, 300), Err(VerifyError::Expired));
+        assert_eq!(verify(&s, id, "9223372036854775808", sig, body.as_bytes(), 0, 300), Err(VerifyError::BadTimestamp), "past i64");
     }
 
     #[test]
