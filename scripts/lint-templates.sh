@@ -15,9 +15,8 @@
 # function's Metadata (its checkov skips) onto the AWS::Lambda::Function it generates.
 #
 # Skips: every rule that does not apply is skipped in the template, next to the resource, with a
-# one-line reason (Metadata cfn-lint.config.ignore_checks / Metadata.checkov.skip). The only
-# exception is DATA_* below: infra/data.yaml belongs to another change set; move those skips into
-# its resources' Metadata, then delete them here.
+# one-line reason (Metadata cfn-lint.config.ignore_checks / Metadata.checkov.skip), in both
+# templates.
 #
 # Env: LINT_PYTHON  interpreter (>= 3.9) used to create the venv.
 set -euo pipefail
@@ -28,17 +27,6 @@ VENV=".tools/lint-venv"
 OUT=".tools/lint"
 PINS="cfn-lint==1.58.0 cfn-lint-serverless==0.3.6 checkov==3.3.30"
 STAMP="$VENV/.installed"
-
-# infra/data.yaml findings that do not apply (until data.yaml carries them itself):
-#   ES6000      EventsDlq/DeliveryDlq are the dead-letter queues: a DLQ of a DLQ is not wanted.
-#               (Command-line ignores are per file: the two main queues have a RedrivePolicy and
-#               the fan-out's cold-start queue check refuses an events queue without one.)
-#   CKV_AWS_27  false positive: the queues are encrypted (SqsManagedSseEnabled: true, SSE-SQS);
-#               checkov 3.3.30 only accepts KmsMasterKeyId.
-#   CKV_AWS_119 the tables are encrypted with the AWS-managed key aws/dynamodb; a customer-managed
-#               key costs $1/month and a key policy to keep, for no control the service needs.
-DATA_CFN_LINT_IGNORE="ES6000"
-DATA_CHECKOV_SKIP="CKV_AWS_27,CKV_AWS_119"
 
 die() { echo "lint-templates.sh: $*" >&2; exit 1; }
 
@@ -74,7 +62,7 @@ mkdir -p "$OUT"
 
 t=$(now)
 "$VENV/bin/cfn-lint" --append-rules cfn_lint_serverless.rules -- infra/template.yaml
-"$VENV/bin/cfn-lint" --append-rules cfn_lint_serverless.rules --ignore-checks "$DATA_CFN_LINT_IGNORE" -- infra/data.yaml
+"$VENV/bin/cfn-lint" --append-rules cfn_lint_serverless.rules -- infra/data.yaml
 echo "lint-templates.sh: cfn-lint + serverless rules: no findings ($(took "$t"))"
 
 t=$(now)
@@ -87,5 +75,5 @@ checkov_run() {
 }
 t=$(now)
 checkov_run -f "$OUT/template.translated.json"
-checkov_run -f infra/data.yaml --skip-check "$DATA_CHECKOV_SKIP"
+checkov_run -f infra/data.yaml
 echo "lint-templates.sh: checkov: no failed checks ($(took "$t"))"

@@ -31,12 +31,13 @@ scripts/localstack.sh start "$LOCALSTACK_PORT" >/dev/null
 # Nothing of this runs beyond loopback: LocalStack and DynamoDB Local (fenced by
 # scripts/localstack.sh), and the runner (127.0.0.1) below.
 scripts/loopback-check.sh "$(scripts/localstack.sh pid "$LOCALSTACK_PORT")"
-# A short schedule for local use: 4 retries -> 5 attempts, so the queue's maxReceiveCount is 5.
+# A short schedule for local use: 4 retries -> 5 attempts; the queue allows 5 + 10 receives (the
+# receives beyond the attempts absorb infrastructure errors).
 export RETRY_SCHEDULE="5,30,120,600"
 ENV_FILE=.localstack/local.env
 {
     scripts/localstack.sh env "$LOCALSTACK_PORT"
-    scripts/localstack.sh provision webhooks-local DeliveryMaxReceiveCount=5
+    scripts/localstack.sh provision webhooks-local DeliveryMaxReceiveCount=15
     echo "RETRY_SCHEDULE=$RETRY_SCHEDULE"
     echo "ALLOW_HTTP=true"
     echo "ALLOW_PRIVATE_TARGETS=true"
