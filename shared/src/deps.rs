@@ -13,7 +13,7 @@ use crate::ports::{ApiKeyStore, EventStore, Ledger, Queues, SubscriptionStore, T
 use std::sync::Arc;
 
 /// A tenant's subscriptions as fan-out matches them (`None`: the tenant is unknown).
-pub type TenantSubscriptions = Option<Arc<Vec<Subscription>>>;
+pub type TenantSubscriptions = Option<Arc<Vec<crate::ports::Subscriber>>>;
 
 #[derive(Clone)]
 pub struct Deps {

@@ -2,7 +2,9 @@
 //! contract suite (`ports::contract`) runs against both.
 
 use crate::ids::{DeliveryId, SubscriptionId, TenantId};
-use crate::model::{ApiKeyRecord, DeliveryStatus, DeliveryTask, Record, RecordStatus, StoredEvent, Subscription, TenantRecord};
+use crate::model::{ApiKeyRecord, DeliveryStatus, DeliveryTask, EndpointAuth, Record, RecordStatus, StoredEvent, Subscription, TenantRecord};
+use crate::signing::Secret;
+use std::collections::BTreeMap;
 use async_trait::async_trait;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -23,6 +25,9 @@ pub enum PortError {
     /// An item that must exist does not.
     #[error("{0} not found")]
     Missing(String),
+    /// A limit held by a conditional counter is reached.
+    #[error("limit reached")]
+    LimitReached,
     #[error("{context}: {source}")]
     Backend {
         context: &'static str,
@@ -51,17 +56,130 @@ pub struct Page<T> {
 
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
-    /// Creates it (`Conflict` if the id exists).
-    async fn create(&self, sub: &Subscription) -> PortResult<()>;
+    /// Creates it within the tenant's limit of `max_active` active subscriptions (one transaction
+    /// with the tenant's counter, so racing creates cannot exceed it): `Conflict` if the id
+    /// exists, `LimitReached` if the tenant is at its limit.
+    async fn create(&self, sub: &Subscription, max_active: usize) -> PortResult<()>;
     /// Strongly consistent.
     async fn get(&self, tenant: &TenantId, id: &SubscriptionId) -> PortResult<Option<Subscription>>;
-    /// All subscriptions of a tenant, in id (= creation) order: Query, never a Scan.
-    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<Subscription>>;
-    /// Replaces an existing subscription (`Conflict` if it does not exist).
-    async fn replace(&self, sub: &Subscription) -> PortResult<()>;
-    /// Applies a delivery's effect on the subscription's health and returns the updated record
-    /// (`None` if the subscription is gone).
-    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<Subscription>>;
+    /// Up to `limit` subscriptions after `cursor` (a subscription id), deleted ones included, in
+    /// id (= creation) order: Query, never a Scan.
+    async fn list_page(&self, tenant: &TenantId, cursor: Option<&SubscriptionId>, limit: usize) -> PortResult<Page<Subscription>>;
+    /// What fan-out matches: the tenant's active subscriptions only (a sparse index: deleted ones
+    /// are never read, however many a tenant keeps), eventually consistent.
+    async fn subscribers(&self, tenant: &TenantId) -> PortResult<Vec<Subscriber>>;
+    /// Changes the named fields only, and the version (+1). With `expect`, only if the version is
+    /// that one: `Conflict` if it is another, `Missing` if there is no such subscription.
+    async fn update(&self, tenant: &TenantId, id: &SubscriptionId, change: &SubscriptionChange, expect: Option<u64>) -> PortResult<Subscription>;
+    /// Soft delete (`active` false, purged after `purge_at`) or restore (within `max_active`),
+    /// moving the tenant's counter in the same transaction. `Missing`, `Conflict` (version) or
+    /// `LimitReached`; a subscription already in that state is returned as it is.
+    async fn set_active(&self, tenant: &TenantId, id: &SubscriptionId, change: ActiveChange, expect: Option<u64>) -> PortResult<Subscription>;
+    /// Applies a delivery's effect on the subscription's health; writes only the health fields
+    /// (the delivery function's IAM policy allows no others). Returns the run of failures after
+    /// it (`None` if the subscription is gone).
+    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<HealthAfter>>;
+}
+
+/// What fan-out needs of a subscription to match events and address its tasks (the attributes
+/// the sparse `active` index projects).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Subscriber {
+    pub subscription_id: SubscriptionId,
+    pub events: Vec<String>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl Subscriber {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.enabled && self.events.iter().any(|p| crate::matching::matches(p, event_type))
+    }
+}
+
+impl From<&Subscription> for Subscriber {
+    fn from(s: &Subscription) -> Self {
+        Self { subscription_id: s.subscription_id.clone(), events: s.events.clone(), enabled: s.enabled, version: s.version }
+    }
+}
+
+/// A change of a subscription's own fields (`None`: unchanged). Each write touches only these.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionChange {
+    pub url: Option<String>,
+    /// `Some(None)` clears it.
+    pub name: Option<Option<String>>,
+    pub description: Option<Option<String>>,
+    pub events: Option<Vec<String>>,
+    /// `true` also starts a fresh health record (no failures, no `disabled_reason`); `false`
+    /// clears `disabled_reason` (a user disabled it).
+    pub enabled: Option<bool>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub auth: Option<EndpointAuth>,
+    /// A rotation: the new secret, and until when the current one keeps signing beside it.
+    pub rotate: Option<(Secret, OffsetDateTime)>,
+    pub at: Option<OffsetDateTime>,
+}
+
+impl SubscriptionChange {
+    /// What the change does to a subscription (the in-memory store applies it so; the DynamoDB
+    /// adapter's update expression does the same), version included.
+    pub fn apply(&self, s: &mut Subscription) {
+        if let Some(v) = &self.url {
+            s.url = v.clone();
+        }
+        if let Some(v) = &self.name {
+            s.name = v.clone();
+        }
+        if let Some(v) = &self.description {
+            s.description = v.clone();
+        }
+        if let Some(v) = &self.events {
+            s.events = v.clone();
+        }
+        if let Some(v) = &self.headers {
+            s.headers = v.clone();
+        }
+        if let Some(v) = &self.auth {
+            s.auth = v.clone();
+        }
+        match self.enabled {
+            Some(true) => {
+                s.enabled = true;
+                s.disabled_reason = None;
+                s.failure_count = 0;
+                s.first_failure_at = None;
+            }
+            Some(false) => {
+                s.enabled = false;
+                s.disabled_reason = None;
+            }
+            None => {}
+        }
+        if let Some((secret, until)) = &self.rotate {
+            s.previous_secret = Some(std::mem::replace(&mut s.secret, secret.clone()));
+            s.previous_secret_expires_at = Some(*until);
+        }
+        if let Some(at) = self.at {
+            s.updated_at = at;
+        }
+        s.version += 1;
+    }
+}
+
+/// Delete or restore.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActiveChange {
+    Delete { at: OffsetDateTime, purge_at: i64 },
+    Restore { at: OffsetDateTime, max_active: usize },
+}
+
+/// A subscription's run of failures after a health change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthAfter {
+    pub failure_count: u32,
+    pub first_failure_at: Option<OffsetDateTime>,
 }
 
 /// What deliveries do to a subscription's health.

@@ -26,7 +26,7 @@ pub async fn tenant(deps: &Deps, tenant: &str) {
 pub async fn subscribe(deps: &Deps, tenant: &str, url: &str, events: &[&str], enabled: bool) -> Subscription {
     let mut sub = Subscription::new(TenantId::parse(tenant).unwrap(), url.into(), events.iter().map(|e| e.to_string()).collect(), OffsetDateTime::now_utc());
     sub.enabled = enabled;
-    deps.subscriptions.create(&sub).await.unwrap();
+    deps.subscriptions.create(&sub, usize::MAX).await.unwrap();
     sub
 }
 

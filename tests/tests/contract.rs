@@ -9,7 +9,7 @@ use shared::ports::contract;
 async fn the_dynamodb_adapters_keep_the_contracts() {
     let stack = TestStack::start(StackOptions { delivery_pollers: 0, ..Default::default() }).await;
     let (ddb, config) = (stack.ddb.clone(), &stack.config);
-    contract::subscriptions(&DynamoSubscriptions::new(ddb.clone(), config)).await;
+    contract::subscriptions(&DynamoSubscriptions::new(ddb.clone(), config), &DynamoTenants::new(ddb.clone(), config)).await;
     contract::api_keys(&DynamoApiKeys::new(ddb.clone(), config)).await;
     contract::tenants(&DynamoTenants::new(ddb.clone(), config)).await;
     contract::events(&DynamoEvents::new(ddb.clone(), config)).await;

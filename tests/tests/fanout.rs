@@ -112,7 +112,7 @@ async fn a_thousand_subscriptions_fan_out_in_a_hundred_batch_calls() {
         .map(|_| {
             let store = store.clone();
             let sub = Subscription::new(tenant.clone(), "https://example.com/hook".into(), vec!["*".into()], now);
-            async move { store.create(&sub).await.unwrap() }
+            async move { store.create(&sub, usize::MAX).await.unwrap() }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()

@@ -135,7 +135,7 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(event_id)
         (None, Some(t)) => (EventSource::Queue, t, None),
         (None, None) => return Err(ApiError::invalid("occurred_at", "is required for an event published on the queue (its own occurred_at)")),
     };
-    let subs: Vec<_> = deps.subscriptions.list(&caller.tenant).await?.into_iter().filter(|s| s.active).collect();
+    let subs = deps.subscriptions.subscribers(&caller.tenant).await?;
     let ids: Vec<DeliveryId> = subs.iter().map(|s| DeliveryId::derive(source, &caller.tenant, &event_id, occurred_at, &s.subscription_id)).collect();
     let heads = futures::future::try_join_all(ids.iter().map(|id| deps.ledger.head(id, Read::Eventual))).await?;
     if event_type.is_none() {

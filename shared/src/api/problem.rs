@@ -18,6 +18,8 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    #[error("the subscription was changed since the version in If-Match: read it again, then retry")]
+    PreconditionFailed,
     #[error("method {0} is not allowed on this route")]
     MethodNotAllowed(String),
     #[error("the body must be application/json")]
@@ -53,6 +55,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden", None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found", None),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict", None),
+            ApiError::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition-failed", "Precondition failed", Some("If-Match")),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", None),
             ApiError::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", Some("content-type")),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large", "Payload too large", Some("body")),

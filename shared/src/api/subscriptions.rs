@@ -1,15 +1,25 @@
 //! `/v1/subscriptions`: create (returns the signing secret once), list, get, update (PATCH),
 //! soft delete and restore, and secret rotation.
+//!
+//! Every change writes only its own fields (a PATCH the fields it names, a rotation the secrets,
+//! delete and restore `active`), so concurrent changes never undo each other; each bumps the
+//! subscription's `version`, which responses carry as `ETag` and which `If-Match` makes a
+//! condition of the change (412 `precondition-failed` when someone changed it meanwhile).
 
 use super::auth::Caller;
 use super::problem::ApiError;
-use super::{IdPath, JsonBody, ListOut, QueryParams, page_limit, validate};
+use super::{page_limit, validate, IdPath, JsonBody, ListOut, QueryParams};
+use crate::config::Config;
 use crate::deps::Deps;
 use crate::ids::SubscriptionId;
 use crate::model::{EndpointAuth, Scope, Subscription};
+use crate::ports::{ActiveChange, PortError, SubscriptionChange};
 use crate::signing::Secret;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{ETAG, IF_MATCH};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -32,6 +42,28 @@ pub struct SubscriptionIn {
     pub auth: Option<EndpointAuth>,
 }
 
+impl SubscriptionIn {
+    /// Checks every field (each rejection names it) and makes the subscription.
+    pub fn validate(self, config: &Config, tenant: crate::ids::TenantId, now: OffsetDateTime) -> Result<Subscription, ApiError> {
+        validate::url(config, &self.url)?;
+        validate::text("name", &self.name, validate::MAX_NAME)?;
+        validate::text("description", &self.description, validate::MAX_DESCRIPTION)?;
+        let events = self.events.unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect());
+        validate::events(&events)?;
+        let headers = self.headers.unwrap_or_default();
+        validate::headers(&headers)?;
+        let auth = self.auth.unwrap_or_default();
+        validate::auth(&auth)?;
+        let mut sub = Subscription::new(tenant, self.url, events, now);
+        sub.name = self.name;
+        sub.description = self.description;
+        sub.enabled = self.enabled.unwrap_or(true);
+        sub.headers = headers;
+        sub.auth = auth;
+        Ok(sub)
+    }
+}
+
 /// PATCH: absent fields stay; `null` clears `name` / `description`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +77,41 @@ pub struct SubscriptionPatch {
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
+}
+
+impl SubscriptionPatch {
+    /// Checks the fields sent and makes the change of exactly those.
+    pub fn validate(self, config: &Config, now: OffsetDateTime) -> Result<SubscriptionChange, ApiError> {
+        if let Some(url) = &self.url {
+            validate::url(config, url)?;
+        }
+        if let Some(name) = &self.name {
+            validate::text("name", name, validate::MAX_NAME)?;
+        }
+        if let Some(description) = &self.description {
+            validate::text("description", description, validate::MAX_DESCRIPTION)?;
+        }
+        if let Some(events) = &self.events {
+            validate::events(events)?;
+        }
+        if let Some(headers) = &self.headers {
+            validate::headers(headers)?;
+        }
+        if let Some(auth) = &self.auth {
+            validate::auth(auth)?;
+        }
+        Ok(SubscriptionChange {
+            url: self.url,
+            name: self.name,
+            description: self.description,
+            events: self.events,
+            enabled: self.enabled,
+            headers: self.headers,
+            auth: self.auth,
+            rotate: None,
+            at: Some(now),
+        })
+    }
 }
 
 /// Distinguishes a field sent as `null` (`Some(None)`) from one not sent (`None`).
@@ -81,6 +148,8 @@ pub struct SubscriptionOut {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Counts the changes made through the API; the `ETag` is `"<version>"`.
+    pub version: u64,
 }
 
 impl From<&Subscription> for SubscriptionOut {
@@ -104,6 +173,7 @@ impl From<&Subscription> for SubscriptionOut {
             disabled_reason: s.disabled_reason.clone(),
             created_at: s.created_at,
             updated_at: s.updated_at,
+            version: s.version,
         }
     }
 }
@@ -138,149 +208,121 @@ pub async fn find(deps: &Deps, caller: &Caller, id: &str) -> Result<Subscription
     deps.subscriptions.get(&caller.tenant, &id).await?.ok_or(ApiError::NotFound("subscription"))
 }
 
-async fn check_limit(deps: &Deps, caller: &Caller) -> Result<(), ApiError> {
-    let active = deps.subscriptions.list(&caller.tenant).await?.iter().filter(|s| s.active).count();
-    let max = deps.config.max_subscriptions;
-    if active >= max {
-        return Err(ApiError::Conflict(format!("a tenant may have at most {max} active subscriptions")));
+/// `If-Match`: the version a change expects (`None` without the header, or with `*`).
+pub struct IfMatch(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(IF_MATCH) else { return Ok(Self(None)) };
+        let text = value.to_str().map_err(|_| ApiError::invalid("If-Match", "must be an ETag this API returned, e.g. \"3\""))?.trim();
+        if text == "*" {
+            return Ok(Self(None));
+        }
+        let tag = text.strip_prefix("W/").unwrap_or(text);
+        tag.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .and_then(|t| t.parse().ok())
+            .map(|v| Self(Some(v)))
+            .ok_or_else(|| ApiError::invalid("If-Match", "must be an ETag this API returned, e.g. \"3\""))
     }
-    Ok(())
 }
 
-pub async fn create(
-    State(deps): State<Arc<Deps>>,
-    caller: Caller,
-    JsonBody(input): JsonBody<SubscriptionIn>,
-) -> Result<(StatusCode, Json<SubscriptionCreatedOut>), ApiError> {
-    caller.require(Scope::Write)?;
-    validate::url(&deps.config, &input.url)?;
-    validate::text("name", &input.name, validate::MAX_NAME)?;
-    validate::text("description", &input.description, validate::MAX_DESCRIPTION)?;
-    let events = input.events.unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect());
-    validate::events(&events)?;
-    let headers = input.headers.unwrap_or_default();
-    validate::headers(&headers)?;
-    let auth = input.auth.unwrap_or_default();
-    validate::auth(&auth)?;
-    check_limit(&deps, &caller).await?;
+/// A subscription in a response, with its `ETag`.
+fn tagged<T: Serialize>(status: StatusCode, sub: &Subscription, body: T) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", sub.version)) {
+        resp.headers_mut().insert(ETAG, v);
+    }
+    resp
+}
 
-    let mut sub = Subscription::new(caller.tenant.clone(), input.url, events, OffsetDateTime::now_utc());
-    sub.name = input.name;
-    sub.description = input.description;
-    sub.enabled = input.enabled.unwrap_or(true);
-    sub.headers = headers;
-    sub.auth = auth;
-    deps.subscriptions.create(&sub).await?;
+/// A store's answer to a change, as the API says it.
+fn changed(e: PortError, max: usize) -> ApiError {
+    match e {
+        PortError::Missing(_) => ApiError::NotFound("subscription"),
+        PortError::Conflict => ApiError::PreconditionFailed,
+        PortError::LimitReached => ApiError::Conflict(format!("a tenant may have at most {max} active subscriptions")),
+        other => other.into(),
+    }
+}
+
+pub async fn create(State(deps): State<Arc<Deps>>, caller: Caller, JsonBody(input): JsonBody<SubscriptionIn>) -> Result<Response, ApiError> {
+    caller.require(Scope::Write)?;
+    let sub = input.validate(&deps.config, caller.tenant.clone(), OffsetDateTime::now_utc())?;
+    let max = deps.config.max_subscriptions;
+    deps.subscriptions.create(&sub, max).await.map_err(|e| match e {
+        PortError::LimitReached => ApiError::Conflict(format!("a tenant may have at most {max} active subscriptions")),
+        other => other.into(),
+    })?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "subscription created");
     let out = SubscriptionCreatedOut { subscription: SubscriptionOut::from(&sub), secret: sub.secret.expose().to_owned() };
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok(tagged(StatusCode::CREATED, &sub, out))
 }
 
 pub async fn list(State(deps): State<Arc<Deps>>, caller: Caller, QueryParams(q): QueryParams<ListQuery>) -> Result<Json<ListOut<SubscriptionOut>>, ApiError> {
     caller.require(Scope::Read)?;
     let limit = page_limit(q.limit)?;
-    if let Some(c) = &q.cursor {
-        SubscriptionId::parse(c).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))?;
-    }
-    // A tenant's partition is small (at most `max_subscriptions` active): one Query, then filter
-    // and page by id in order.
-    let matching: Vec<Subscription> = deps
-        .subscriptions
-        .list(&caller.tenant)
-        .await?
-        .into_iter()
-        .filter(|s| q.enabled.is_none_or(|e| s.enabled == e))
-        .filter(|s| q.cursor.as_deref().is_none_or(|c| s.subscription_id.as_str() > c))
-        .collect();
-    let next = (matching.len() > limit).then(|| matching[limit - 1].subscription_id.to_string());
-    Ok(Json(ListOut { data: matching.iter().take(limit).map(SubscriptionOut::from).collect(), next_cursor: next }))
+    let cursor = match &q.cursor {
+        Some(c) => Some(SubscriptionId::parse(c).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API returned"))?),
+        None => None,
+    };
+    // One Query per page (a tenant may keep many deleted subscriptions); the filter applies
+    // within the page, which may then be short.
+    let page = deps.subscriptions.list_page(&caller.tenant, cursor.as_ref(), limit).await?;
+    let data = page.items.iter().filter(|s| q.enabled.is_none_or(|e| s.enabled == e)).map(SubscriptionOut::from).collect();
+    Ok(Json(ListOut { data, next_cursor: page.next }))
 }
 
-pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<SubscriptionOut>, ApiError> {
+pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    Ok(Json(SubscriptionOut::from(&find(&deps, &caller, &id).await?)))
+    let sub = find(&deps, &caller, &id).await?;
+    Ok(tagged(StatusCode::OK, &sub, SubscriptionOut::from(&sub)))
 }
 
-pub async fn update(
-    State(deps): State<Arc<Deps>>,
-    caller: Caller,
-    IdPath(id): IdPath,
-    JsonBody(patch): JsonBody<SubscriptionPatch>,
-) -> Result<Json<SubscriptionOut>, ApiError> {
+fn parse_id(id: &str) -> Result<SubscriptionId, ApiError> {
+    SubscriptionId::parse(id).ok_or(ApiError::NotFound("subscription"))
+}
+
+/// Changes exactly the fields sent (with `If-Match`, only if nobody changed it meanwhile).
+pub async fn update(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch, JsonBody(patch): JsonBody<SubscriptionPatch>) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    let mut sub = find(&deps, &caller, &id).await?;
-    if let Some(url) = patch.url {
-        validate::url(&deps.config, &url)?;
-        sub.url = url;
-    }
-    if let Some(name) = patch.name {
-        validate::text("name", &name, validate::MAX_NAME)?;
-        sub.name = name;
-    }
-    if let Some(description) = patch.description {
-        validate::text("description", &description, validate::MAX_DESCRIPTION)?;
-        sub.description = description;
-    }
-    if let Some(events) = patch.events {
-        validate::events(&events)?;
-        sub.events = events;
-    }
-    if let Some(headers) = patch.headers {
-        validate::headers(&headers)?;
-        sub.headers = headers;
-    }
-    if let Some(auth) = patch.auth {
-        validate::auth(&auth)?;
-        sub.auth = auth;
-    }
-    if let Some(enabled) = patch.enabled {
-        if enabled && !sub.enabled {
-            // Re-enabling starts a fresh health record.
-            sub.disabled_reason = None;
-            sub.failure_count = 0;
-            sub.first_failure_at = None;
-        }
-        sub.enabled = enabled;
-    }
-    sub.updated_at = OffsetDateTime::now_utc();
-    deps.subscriptions.replace(&sub).await?;
-    Ok(Json(SubscriptionOut::from(&sub)))
+    let id = parse_id(&id)?;
+    let change = patch.validate(&deps.config, OffsetDateTime::now_utc())?;
+    let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
+    Ok(tagged(StatusCode::OK, &sub, SubscriptionOut::from(&sub)))
 }
 
-/// Soft delete: `active = false`; it gets no deliveries and can be restored.
-pub async fn delete(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+/// Soft delete: `active = false`; it gets no deliveries, can be restored, and is purged
+/// `RETENTION_DAYS` later.
+pub async fn delete(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Delete)?;
-    let mut sub = find(&deps, &caller, &id).await?;
-    if sub.active {
-        sub.active = false;
-        sub.updated_at = OffsetDateTime::now_utc();
-        deps.subscriptions.replace(&sub).await?;
-    }
+    let id = parse_id(&id)?;
+    let now = OffsetDateTime::now_utc();
+    let purge_at = (now + deps.config.retention).unix_timestamp();
+    deps.subscriptions.set_active(&caller.tenant, &id, ActiveChange::Delete { at: now, purge_at }, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<SubscriptionOut>, ApiError> {
+pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    let mut sub = find(&deps, &caller, &id).await?;
-    if !sub.active {
-        check_limit(&deps, &caller).await?;
-        sub.active = true;
-        sub.updated_at = OffsetDateTime::now_utc();
-        deps.subscriptions.replace(&sub).await?;
-    }
-    Ok(Json(SubscriptionOut::from(&sub)))
+    let id = parse_id(&id)?;
+    let max = deps.config.max_subscriptions;
+    let change = ActiveChange::Restore { at: OffsetDateTime::now_utc(), max_active: max };
+    let sub = deps.subscriptions.set_active(&caller.tenant, &id, change, expect).await.map_err(|e| changed(e, max))?;
+    Ok(tagged(StatusCode::OK, &sub, SubscriptionOut::from(&sub)))
 }
 
 /// A new secret; the previous one keeps signing (alongside) for the configured overlap.
-pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<RotatedOut>, ApiError> {
+pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    let mut sub = find(&deps, &caller, &id).await?;
+    let id = parse_id(&id)?;
     let now = OffsetDateTime::now_utc();
     let until = now + deps.config.secret_overlap;
-    sub.previous_secret = Some(std::mem::replace(&mut sub.secret, Secret::generate()));
-    sub.previous_secret_expires_at = Some(until);
-    sub.updated_at = now;
-    deps.subscriptions.replace(&sub).await?;
+    let secret = Secret::generate();
+    let change = SubscriptionChange { rotate: Some((secret.clone(), until)), at: Some(now), ..Default::default() };
+    let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "signing secret rotated");
-    Ok(Json(RotatedOut { secret: sub.secret.expose().to_owned(), previous_secret_expires_at: until }))
+    Ok(tagged(StatusCode::OK, &sub, RotatedOut { secret: secret.expose().to_owned(), previous_secret_expires_at: until }))
 }

@@ -198,7 +198,7 @@ async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcom
     }
     let disable_after = time::Duration::try_from(deps.config.disable_after).unwrap_or(time::Duration::MAX);
     let Some(updated) = updated else { return };
-    if let (true, Some(since)) = (updated.enabled, updated.first_failure_at.filter(|t| at - *t >= disable_after)) {
+    if let (true, Some(since)) = (sub.enabled, updated.first_failure_at.filter(|t| at - *t >= disable_after)) {
         let reason = format!("every delivery failed since {since} ({} consecutive failures)", updated.failure_count);
         match deps.subscriptions.record_health(tenant, id, HealthChange::Disable { reason: reason.clone(), at }).await {
             Ok(_) => tracing::error!(operational_event = "subscription.disabled", %reason, "subscription disabled"),

@@ -210,10 +210,8 @@ async fn gone_fails_at_once_and_disables_the_subscription() {
 async fn a_run_of_failures_longer_than_the_limit_disables_the_subscription() {
     let (url, _) = receiver(Arc::new(AtomicU16::new(500)), &[]).await;
     let (deps, _, task, sub) = setup(&url, &[("DISABLE_AFTER_SECS", "3600")]).await;
-    let mut old = sub_now(&deps, &sub).await;
-    old.failure_count = 7;
-    old.first_failure_at = Some(OffsetDateTime::now_utc() - time::Duration::hours(2));
-    deps.subscriptions.replace(&old).await.unwrap();
+    let since = OffsetDateTime::now_utc() - time::Duration::hours(2);
+    deps.subscriptions.record_health(&sub.tenant_id, &sub.subscription_id, HealthChange::Failed { count: 7, since }).await.unwrap();
     handle(&deps, message(&task, "m1", 1)).await;
     let s = sub_now(&deps, &sub).await;
     assert!(!s.enabled);
@@ -225,10 +223,8 @@ async fn a_run_of_failures_longer_than_the_limit_disables_the_subscription() {
 async fn a_deleted_subscription_cancels_its_delivery_without_an_attempt() {
     let (url, seen) = receiver(Arc::new(AtomicU16::new(200)), &[]).await;
     let (deps, _, task, sub) = setup(&url, &[]).await;
-    let mut gone = sub_now(&deps, &sub).await;
-    gone.active = false;
-    gone.version += 1;
-    deps.subscriptions.replace(&gone).await.unwrap();
+    let at = OffsetDateTime::now_utc();
+    deps.subscriptions.set_active(&sub.tenant_id, &sub.subscription_id, crate::ports::ActiveChange::Delete { at, purge_at: 0 }, None).await.unwrap();
     assert!(!handle(&deps, message(&task, "m1", 1)).await);
     let d = delivery(&deps, &task).await;
     assert_eq!((d.status(), d.head().attempts), (DeliveryStatus::Cancelled, 0));
@@ -240,12 +236,13 @@ async fn a_deleted_subscription_cancels_its_delivery_without_an_attempt() {
 async fn custom_headers_auth_and_both_secrets_during_rotation_are_sent() {
     let (url, seen) = receiver(Arc::new(AtomicU16::new(200)), &[]).await;
     let (deps, _, task, sub) = setup(&url, &[]).await;
-    let mut s = sub_now(&deps, &sub).await;
-    s.headers.insert("x-tenant-tag".into(), "blue".into());
-    s.auth = EndpointAuth::Basic { username: "u".into(), password: "p".into() };
-    s.previous_secret = Some(crate::signing::Secret::generate());
-    s.previous_secret_expires_at = Some(OffsetDateTime::now_utc() + time::Duration::hours(1));
-    deps.subscriptions.replace(&s).await.unwrap();
+    let change = crate::ports::SubscriptionChange {
+        headers: Some([("x-tenant-tag".to_owned(), "blue".to_owned())].into()),
+        auth: Some(EndpointAuth::Basic { username: "u".into(), password: "p".into() }),
+        rotate: Some((crate::signing::Secret::generate(), OffsetDateTime::now_utc() + time::Duration::hours(1))),
+        ..Default::default()
+    };
+    deps.subscriptions.update(&sub.tenant_id, &sub.subscription_id, &change, None).await.unwrap();
     assert!(!handle(&deps, message(&task, "m1", 1)).await);
     let h = seen.lock().unwrap()[0].clone();
     assert_eq!(h["x-tenant-tag"], "blue");
@@ -329,10 +326,8 @@ async fn a_redelivery_is_claimed_once_and_gets_the_whole_schedule_again() {
     let (url, seen) = receiver(code.clone(), &[]).await;
     let (deps, queues, task, sub) = setup(&url, &[]).await;
     handle(&deps, message(&task, "m1", 1)).await;
-    let mut s = sub_now(&deps, &sub).await;
-    s.enabled = true;
-    s.version += 1;
-    deps.subscriptions.replace(&s).await.unwrap();
+    let enable = crate::ports::SubscriptionChange { enabled: Some(true), ..Default::default() };
+    deps.subscriptions.update(&sub.tenant_id, &sub.subscription_id, &enable, None).await.unwrap();
     // WHEN the failed delivery is redelivered
     let d = delivery(&deps, &task).await;
     let reopened = actions::redeliver(&deps, d).await.unwrap();

@@ -11,8 +11,8 @@ use crate::deps::{Deps, TenantSubscriptions};
 use crate::envelope::{parse_event, EventIn, Rejection};
 use crate::ids::{DeliveryId, EventSource};
 use crate::metrics::{self, Metric};
-use crate::model::{Deliver, DeliveryTask, Subscription, Trigger};
-use crate::ports::{PortError, QueueName};
+use crate::model::{Deliver, DeliveryTask, Trigger};
+use crate::ports::{PortError, QueueName, Subscriber};
 use crate::retry::infra_backoff;
 use crate::sqs_batch::{self, Ack, Received};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -120,8 +120,10 @@ async fn reject(body: &str, message_id: &str, rejection: Rejection, deps: &Deps,
     }
 }
 
-/// The tenant's subscriptions (cached per process; a miss loads once per tenant).
-pub async fn tenant_subscriptions(deps: &Deps, event: &EventIn) -> Result<Arc<Vec<Subscription>>, FanoutError> {
+/// The tenant's active subscriptions (cached per process; a miss loads once per tenant, from the
+/// sparse index of active subscriptions: however many deleted ones a tenant keeps, fan-out reads
+/// and holds only its active ones).
+pub async fn tenant_subscriptions(deps: &Deps, event: &EventIn) -> Result<Arc<Vec<Subscriber>>, FanoutError> {
     let tenant = &event.tenant_id;
     let found: TenantSubscriptions = deps
         .tenant_cache
@@ -129,8 +131,8 @@ pub async fn tenant_subscriptions(deps: &Deps, event: &EventIn) -> Result<Arc<Ve
             if !deps.tenants.exists(tenant).await? {
                 return Ok::<_, PortError>(None);
             }
-            let active: Vec<Subscription> = deps.subscriptions.list(tenant).await?.into_iter().filter(|s| s.active && s.enabled).collect();
-            Ok(Some(Arc::new(active)))
+            let enabled: Vec<Subscriber> = deps.subscriptions.subscribers(tenant).await?.into_iter().filter(|s| s.enabled).collect();
+            Ok(Some(Arc::new(enabled)))
         })
         .await?;
     found.ok_or(FanoutError::Rejected(Rejection::UnknownTenant))
@@ -139,7 +141,7 @@ pub async fn tenant_subscriptions(deps: &Deps, event: &EventIn) -> Result<Arc<Ve
 /// The delivery tasks of one event: one per subscription that wants it.
 pub async fn tasks_for(event: &EventIn, source: EventSource, check: bool, deps: &Deps) -> Result<Vec<DeliveryTask>, FanoutError> {
     let subs = tenant_subscriptions(deps, event).await?;
-    let matching: Vec<&Subscription> = subs.iter().filter(|s| s.wants(&event.event_type)).collect();
+    let matching: Vec<&Subscriber> = subs.iter().filter(|s| s.wants(&event.event_type)).collect();
     if matching.is_empty() {
         return Ok(Vec::new());
     }

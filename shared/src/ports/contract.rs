@@ -11,24 +11,48 @@ fn tenant() -> TenantId {
     TenantId::parse(&format!("t{}", ulid::Ulid::new().to_string().to_lowercase())).unwrap()
 }
 
-pub async fn subscriptions(store: &dyn SubscriptionStore) {
+pub async fn subscriptions(store: &dyn SubscriptionStore, tenants: &dyn TenantStore) {
     let t = tenant();
-    let mut sub = Subscription::new(t.clone(), "https://example.com/h".into(), vec!["*".into()], OffsetDateTime::now_utc());
-    store.create(&sub).await.unwrap();
-    assert!(matches!(store.create(&sub).await, Err(PortError::Conflict)), "create of an existing id conflicts");
+    tenants.register(&TenantRecord { tenant_id: t.clone(), created_at: OffsetDateTime::now_utc() }).await.unwrap();
+    let new = |url: &str| Subscription::new(t.clone(), url.into(), vec!["*".into()], OffsetDateTime::now_utc());
+    let sub = new("https://example.com/h");
+    store.create(&sub, 2).await.unwrap();
+    assert!(matches!(store.create(&sub, 2).await, Err(PortError::Conflict)), "create of an existing id conflicts");
     assert_eq!(store.get(&t, &sub.subscription_id).await.unwrap().unwrap().url, sub.url);
-    let other = Subscription::new(t.clone(), "https://example.com/2".into(), vec!["a.*".into()], OffsetDateTime::now_utc());
-    store.create(&other).await.unwrap();
-    let ids: Vec<_> = store.list(&t).await.unwrap().into_iter().map(|s| s.subscription_id).collect();
+    let other = new("https://example.com/2");
+    store.create(&other, 2).await.unwrap();
+    assert!(matches!(store.create(&new("https://example.com/3"), 2).await, Err(PortError::LimitReached)), "the limit counts active subscriptions");
+    let page = store.list_page(&t, None, 10).await.unwrap();
     let mut want = vec![sub.subscription_id.clone(), other.subscription_id.clone()];
     want.sort();
-    assert_eq!(ids, want, "in id order (= creation order, to the millisecond)");
-    sub.name = Some("renamed".into());
-    store.replace(&sub).await.unwrap();
-    assert_eq!(store.get(&t, &sub.subscription_id).await.unwrap().unwrap().name.as_deref(), Some("renamed"));
-    let ghost = Subscription::new(t.clone(), "https://example.com/g".into(), vec![], OffsetDateTime::now_utc());
-    assert!(matches!(store.replace(&ghost).await, Err(PortError::Conflict)), "replace of a missing id conflicts");
-    // Health: failures add up and start a run once; a success ends it; disable says why.
+    assert_eq!(page.items.iter().map(|s| s.subscription_id.clone()).collect::<Vec<_>>(), want, "in id order (= creation order, to the millisecond)");
+    let first = store.list_page(&t, None, 1).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    let cursor = SubscriptionId::parse(first.next.as_deref().expect("a second page")).unwrap();
+    let second = store.list_page(&t, Some(&cursor), 1).await.unwrap();
+    assert_eq!((second.items[0].subscription_id.clone(), second.next), (want[1].clone(), None));
+
+    // A change writes only its fields and the version; with an expected version, only if it holds.
+    let v = store.get(&t, &sub.subscription_id).await.unwrap().unwrap().version;
+    let rename = SubscriptionChange { name: Some(Some("renamed".into())), ..Default::default() };
+    let after = store.update(&t, &sub.subscription_id, &rename, Some(v)).await.unwrap();
+    assert_eq!((after.name.as_deref(), after.version, after.url.as_str()), (Some("renamed"), v + 1, sub.url.as_str()));
+    assert!(matches!(store.update(&t, &sub.subscription_id, &rename, Some(v)).await, Err(PortError::Conflict)), "a stale version is refused");
+    let ghost = new("https://example.com/g");
+    assert!(matches!(store.update(&t, &ghost.subscription_id, &rename, None).await, Err(PortError::Missing(_))));
+    let clear = SubscriptionChange { name: Some(None), events: Some(vec!["a.*".into()]), ..Default::default() };
+    let after = store.update(&t, &sub.subscription_id, &clear, None).await.unwrap();
+    assert_eq!((after.name, after.events.clone()), (None, vec!["a.*".to_owned()]));
+    // A rotation keeps the secret it replaces as the previous one.
+    let old_secret = after.secret.clone();
+    let new_secret = crate::signing::Secret::generate();
+    let until = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let rotated = store.update(&t, &sub.subscription_id, &SubscriptionChange { rotate: Some((new_secret.clone(), until)), ..Default::default() }, None).await.unwrap();
+    assert_eq!((rotated.secret.clone(), rotated.previous_secret.clone()), (new_secret, Some(old_secret)));
+    assert_eq!(rotated.previous_secret_expires_at.map(|x| x.unix_timestamp()), Some(until.unix_timestamp()));
+
+    // Health: failures add up and start a run once; a success ends it; disable says why; none
+    // of it moves the version.
     let at = OffsetDateTime::now_utc();
     let after = store.record_health(&t, &sub.subscription_id, HealthChange::Failed { count: 2, since: at }).await.unwrap().unwrap();
     assert_eq!((after.failure_count, after.first_failure_at.map(|x| x.unix_timestamp())), (2, Some(at.unix_timestamp())));
@@ -37,9 +61,29 @@ pub async fn subscriptions(store: &dyn SubscriptionStore) {
     assert_eq!((after.failure_count, after.first_failure_at.map(|x| x.unix_timestamp())), (3, Some(at.unix_timestamp())));
     let after = store.record_health(&t, &sub.subscription_id, HealthChange::Delivered { at: later }).await.unwrap().unwrap();
     assert_eq!((after.failure_count, after.first_failure_at), (0, None));
-    let after = store.record_health(&t, &sub.subscription_id, HealthChange::Disable { reason: "gone".into(), at }).await.unwrap().unwrap();
-    assert_eq!((after.enabled, after.disabled_reason.as_deref()), (false, Some("gone")));
+    store.record_health(&t, &sub.subscription_id, HealthChange::Disable { reason: "gone".into(), at }).await.unwrap().unwrap();
+    let now = store.get(&t, &sub.subscription_id).await.unwrap().unwrap();
+    assert_eq!((now.enabled, now.disabled_reason.as_deref(), now.version), (false, Some("gone"), rotated.version));
     assert!(store.record_health(&t, &ghost.subscription_id, HealthChange::Delivered { at }).await.unwrap().is_none());
+    // Re-enabling starts a fresh health record.
+    let on = store.update(&t, &sub.subscription_id, &SubscriptionChange { enabled: Some(true), ..Default::default() }, None).await.unwrap();
+    assert_eq!((on.enabled, on.disabled_reason, on.failure_count), (true, None, 0));
+
+    // Delete and restore move the counter: a deleted one frees its place, restoring takes it back.
+    let subscribers = |v: Vec<Subscriber>| v.into_iter().map(|s| s.subscription_id).collect::<Vec<_>>();
+    assert_eq!(subscribers(store.subscribers(&t).await.unwrap()).len(), 2);
+    let gone = store.set_active(&t, &other.subscription_id, ActiveChange::Delete { at, purge_at: 9 }, None).await.unwrap();
+    assert!(!gone.active);
+    assert_eq!(store.set_active(&t, &other.subscription_id, ActiveChange::Delete { at, purge_at: 9 }, None).await.unwrap().version, gone.version, "deleting twice changes nothing");
+    assert_eq!(subscribers(store.subscribers(&t).await.unwrap()), [sub.subscription_id.clone()], "fan-out sees active ones only");
+    let third = new("https://example.com/3");
+    store.create(&third, 2).await.unwrap();
+    assert!(matches!(store.set_active(&t, &other.subscription_id, ActiveChange::Restore { at, max_active: 2 }, None).await, Err(PortError::LimitReached)));
+    store.set_active(&t, &third.subscription_id, ActiveChange::Delete { at, purge_at: 9 }, None).await.unwrap();
+    assert!(matches!(store.set_active(&t, &other.subscription_id, ActiveChange::Restore { at, max_active: 2 }, Some(gone.version + 5)).await, Err(PortError::Conflict)));
+    let back = store.set_active(&t, &other.subscription_id, ActiveChange::Restore { at, max_active: 2 }, Some(gone.version)).await.unwrap();
+    assert!(back.active && back.version == gone.version + 1);
+    assert!(matches!(store.set_active(&t, &ghost.subscription_id, ActiveChange::Restore { at, max_active: 2 }, None).await, Err(PortError::Missing(_))));
 }
 
 pub async fn api_keys(store: &dyn ApiKeyStore) {
@@ -179,7 +223,7 @@ mod memory {
 
     #[tokio::test]
     async fn the_in_memory_adapters_keep_the_contracts() {
-        super::subscriptions(&MemorySubscriptions::default()).await;
+        super::subscriptions(&MemorySubscriptions::default(), &MemoryTenants::default()).await;
         super::api_keys(&MemoryApiKeys::default()).await;
         super::tenants(&MemoryTenants::default()).await;
         super::events(&MemoryEvents::default()).await;

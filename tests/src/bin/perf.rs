@@ -413,7 +413,7 @@ async fn memory_tenant(deps: &Deps, tenant: &str, url: &str) -> Subscription {
     let now = OffsetDateTime::now_utc();
     deps.tenants.register(&TenantRecord { tenant_id: t.clone(), created_at: now }).await.unwrap();
     let sub = Subscription::new(t, url.to_owned(), vec!["project.*".into()], now);
-    deps.subscriptions.create(&sub).await.unwrap();
+    deps.subscriptions.create(&sub, usize::MAX).await.unwrap();
     sub
 }
 
@@ -1066,7 +1066,7 @@ async fn create_subscriptions(deps: &Deps, tenant: &str, url: &str, n: usize) ->
     let now = OffsetDateTime::now_utc();
     let subs: Vec<Subscription> = (0..n).map(|_| Subscription::new(t.clone(), url.to_owned(), vec!["project.*".into()], now)).collect();
     futures::stream::iter(subs.clone())
-        .map(|s| async move { deps.subscriptions.create(&s).await.expect("create subscription") })
+        .map(|s| async move { deps.subscriptions.create(&s, usize::MAX).await.expect("create subscription") })
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
@@ -2161,7 +2161,7 @@ fn main() {
                 if args.wants(3) {
                     section("Figure 3: cost per million deliveries");
                     let (key, _) = shared::api::auth::issue_key(&ctx.deps, &TenantId::parse("acme").unwrap(), &Scope::ALL).await.expect("key");
-                    let sub = ctx.deps.subscriptions.list(&TenantId::parse("acme").unwrap()).await.expect("subs").remove(0);
+                    let sub = ctx.deps.subscriptions.list_page(&TenantId::parse("acme").unwrap(), None, 1).await.expect("subs").items.remove(0);
                     let api = api_sample(&ctx, &key, sub.subscription_id.as_str()).await;
                     let logs = f1.iter().find(|f| f.logs);
                     println!(

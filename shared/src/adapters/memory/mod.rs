@@ -38,13 +38,29 @@ fn apply_health(sub: &mut Subscription, change: &HealthChange) {
 #[derive(Default)]
 pub struct MemorySubscriptions(Mutex<BTreeMap<(TenantId, SubscriptionId), Subscription>>);
 
+impl MemorySubscriptions {
+    fn active_of(map: &BTreeMap<(TenantId, SubscriptionId), Subscription>, tenant: &TenantId) -> usize {
+        map.iter().filter(|((t, _), s)| t == tenant && s.active).count()
+    }
+
+    fn expect(s: &Subscription, expect: Option<u64>) -> PortResult<()> {
+        match expect {
+            Some(v) if v != s.version => Err(PortError::Conflict),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[async_trait]
 impl SubscriptionStore for MemorySubscriptions {
-    async fn create(&self, sub: &Subscription) -> PortResult<()> {
+    async fn create(&self, sub: &Subscription, max_active: usize) -> PortResult<()> {
         let key = (sub.tenant_id.clone(), sub.subscription_id.clone());
         let mut map = self.0.lock().unwrap();
         if map.contains_key(&key) {
             return Err(PortError::Conflict);
+        }
+        if sub.active && Self::active_of(&map, &sub.tenant_id) >= max_active {
+            return Err(PortError::LimitReached);
         }
         map.insert(key, sub.clone());
         Ok(())
@@ -54,24 +70,59 @@ impl SubscriptionStore for MemorySubscriptions {
         Ok(self.0.lock().unwrap().get(&(tenant.clone(), id.clone())).cloned())
     }
 
-    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<Subscription>> {
+    async fn list_page(&self, tenant: &TenantId, cursor: Option<&SubscriptionId>, limit: usize) -> PortResult<Page<Subscription>> {
         let map = self.0.lock().unwrap();
-        Ok(map.iter().filter(|((t, _), _)| t == tenant).map(|(_, s)| s.clone()).collect())
+        let after: Vec<Subscription> = map.iter().filter(|((t, id), _)| t == tenant && cursor.is_none_or(|c| id > c)).map(|(_, s)| s.clone()).take(limit + 1).collect();
+        let mut items = after;
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(|s| s.subscription_id.to_string())
+        });
+        Ok(Page { items, next: next.flatten() })
     }
 
-    async fn replace(&self, sub: &Subscription) -> PortResult<()> {
-        let key = (sub.tenant_id.clone(), sub.subscription_id.clone());
+    async fn subscribers(&self, tenant: &TenantId) -> PortResult<Vec<Subscriber>> {
+        let map = self.0.lock().unwrap();
+        Ok(map.iter().filter(|((t, _), s)| t == tenant && s.active).map(|(_, s)| Subscriber::from(s)).collect())
+    }
+
+    async fn update(&self, tenant: &TenantId, id: &SubscriptionId, change: &SubscriptionChange, expect: Option<u64>) -> PortResult<Subscription> {
         let mut map = self.0.lock().unwrap();
-        let slot = map.get_mut(&key).ok_or(PortError::Conflict)?;
-        *slot = sub.clone();
-        Ok(())
+        let s = map.get_mut(&(tenant.clone(), id.clone())).ok_or_else(|| PortError::Missing(format!("subscription {id}")))?;
+        Self::expect(s, expect)?;
+        change.apply(s);
+        Ok(s.clone())
     }
 
-    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<Subscription>> {
+    async fn set_active(&self, tenant: &TenantId, id: &SubscriptionId, change: ActiveChange, expect: Option<u64>) -> PortResult<Subscription> {
+        let mut map = self.0.lock().unwrap();
+        let active = Self::active_of(&map, tenant);
+        let s = map.get_mut(&(tenant.clone(), id.clone())).ok_or_else(|| PortError::Missing(format!("subscription {id}")))?;
+        Self::expect(s, expect)?;
+        match change {
+            ActiveChange::Delete { at, .. } if s.active => {
+                s.active = false;
+                s.updated_at = at;
+                s.version += 1;
+            }
+            ActiveChange::Restore { at, max_active } if !s.active => {
+                if active >= max_active {
+                    return Err(PortError::LimitReached);
+                }
+                s.active = true;
+                s.updated_at = at;
+                s.version += 1;
+            }
+            _ => {}
+        }
+        Ok(s.clone())
+    }
+
+    async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<HealthAfter>> {
         let mut map = self.0.lock().unwrap();
         Ok(map.get_mut(&(tenant.clone(), id.clone())).map(|s| {
             apply_health(s, &change);
-            s.clone()
+            HealthAfter { failure_count: s.failure_count, first_failure_at: s.first_failure_at }
         }))
     }
 }
