@@ -141,7 +141,7 @@ STACK="fuzz-$RANDOM"
 mkdir -p "$OUT"
 rm -rf "${OUT:?}"/*
 log "provisioning stack $STACK on LocalStack port $LOCALSTACK_PORT"
-ENV_LINES="$(scripts/localstack.sh provision "$STACK" DeliveryMaxReceiveCount=3)"
+ENV_LINES="$(scripts/localstack.sh provision "$STACK" DeliveryMaxReceiveCount=13)"
 ENV_LINES+=$'\n'"$(scripts/localstack.sh env "$LOCALSTACK_PORT")"
 while IFS= read -r line; do
     if [[ -n "$line" ]]; then export "${line?}"; fi

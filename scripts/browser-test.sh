@@ -38,8 +38,9 @@ curl -sf "http://127.0.0.1:$LOCALSTACK_PORT/_localstack/health" >/dev/null \
 STACK="console-$RANDOM"
 log "provisioning stack $STACK"
 while IFS= read -r line; do if [[ "$line" == *=* ]]; then export "${line?}"; fi; done \
-    < <(scripts/localstack.sh env "$LOCALSTACK_PORT"; scripts/localstack.sh provision "$STACK" DeliveryMaxReceiveCount=2)
-export RETRY_SCHEDULE=1 ALLOW_HTTP=true ALLOW_PRIVATE_TARGETS=true SUBSCRIPTION_CACHE_TTL_MS=0
+    < <(scripts/localstack.sh env "$LOCALSTACK_PORT"; scripts/localstack.sh provision "$STACK" DeliveryMaxReceiveCount=12)
+# Health written at every attempt: the list shows exact failure counts (production: once a minute).
+export RETRY_SCHEDULE=1 ALLOW_HTTP=true ALLOW_PRIVATE_TARGETS=true SUBSCRIPTION_CACHE_TTL_MS=0 HEALTH_FLUSH_SECS=0
 [[ -n "${EVENTS_QUEUE_URL:-}" ]] || { log "provisioning $STACK printed no EVENTS_QUEUE_URL"; exit 1; }
 
 # 5. The local runner (API + pollers) in the background; stopped by its PID whatever happens.
@@ -67,10 +68,12 @@ for _ in $(seq 1 120); do
 done
 curl -sf "http://127.0.0.1:$API_PORT/console/" >/dev/null || { log "webhooks-local not answering on port $API_PORT"; exit 1; }
 
-# 6. An API key (printed once on stdout; passed to the test in the environment, never printed).
+# 6. API keys (printed once on stdout; passed to the test in the environment, never printed): the
+#    customer's, for the console, and the platform's, which publishes the events.
 CONSOLE_API_KEY="$(target/debug/webhooks-local create-key --tenant console \
     --scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin 2>/dev/null)"
-export CONSOLE_API_KEY CONSOLE_URL="http://127.0.0.1:$API_PORT" CHROMIUM
+CONSOLE_PUBLISH_KEY="$(target/debug/webhooks-local create-key --tenant console --scopes events:publish 2>/dev/null)"
+export CONSOLE_API_KEY CONSOLE_PUBLISH_KEY CONSOLE_URL="http://127.0.0.1:$API_PORT" CHROMIUM
 
 # 7. The browser test.
 mkdir -p "$SCREENSHOT_DIR"

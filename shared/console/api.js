@@ -23,10 +23,12 @@ export class ApiError extends Error {
 let unauthorized = () => {};
 export const onUnauthorized = (fn) => { unauthorized = fn; };
 
-/** `quiet`: a 401 is the caller's business (sign-in), not a reason to sign out. */
-export async function api(method, path, body, { quiet = false } = {}) {
+/** `quiet`: a 401 is the caller's business (sign-in), not a reason to sign out. `version`: the
+ * change applies only if the object still has this version (`If-Match`; else a 412). */
+export async function api(method, path, body, { quiet = false, version } = {}) {
   const headers = { Accept: 'application/json', Authorization: `Bearer ${session.key}` };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (version !== undefined) headers['If-Match'] = `"${version}"`;
   let res;
   try {
     res = await fetch(`/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', credentials: 'omit' });

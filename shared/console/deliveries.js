@@ -4,7 +4,16 @@ import { api, qs, eventTypes } from './api.js';
 import { h, enc, time, json, field, showError, clearErrors, busy, announce, tabs, table, pairs, loadMore, takeFlash, notice } from './dom.js';
 import { statusBadge } from './subscriptions.js';
 
-const RESULTS = { delivered: ['✓', 'Delivered', 'ok'], failed: ['✗', 'Failed', 'bad'], pending: ['…', 'Pending', 'wait'] };
+const RESULTS = {
+  delivered: ['✓', 'Delivered', 'ok'],
+  failed: ['✗', 'Failed', 'bad'],
+  retrying: ['↻', 'Retrying', 'wait'],
+  queued: ['…', 'Queued', 'wait'],
+  cancelled: ['⊘', 'Cancelled', 'bad'],
+  dead_lettered: ['⚠', 'Dead-lettered', 'bad'],
+};
+/** What Resend and recover reopen. */
+const REOPENABLE = ['failed', 'cancelled', 'dead_lettered'];
 function result(status) {
   const [icon, word, cls] = RESULTS[status] || ['?', status, ''];
   return h('span', { class: `badge ${cls}` }, h('span', { 'aria-hidden': 'true' }, icon), ` ${word}`);
@@ -21,7 +30,7 @@ export async function deliveryList({ params: [id], query }) {
   const status = notice();
   const results = h('div', { class: 'results' });
 
-  const row = (d) => [h('a', { href: `#/deliveries/${enc(d.id)}` }, d.event_id), h('code', {}, d.event_type), time(d.created_at), result(d.status), String(d.attempts), outcome(d.last_status_code, d.last_error_class)];
+  const row = (d) => [h('a', { href: `#/deliveries/${enc(d.id)}` }, d.event_id), h('code', {}, d.event_type), time(d.occurred_at), result(d.status), String(d.attempts), outcome(d.last_status_code, d.last_error_class)];
   const load = async () => {
     results.setAttribute('aria-busy', 'true');
     try {
@@ -30,7 +39,7 @@ export async function deliveryList({ params: [id], query }) {
         results.replaceChildren(h('p', { class: 'empty' }, filters.status || filters.event_type ? 'No deliveries match these filters.' : 'No deliveries yet. Send a test event, or publish an event this subscription matches.'));
         return 0;
       }
-      const t = table('Deliveries, newest first', ['Event', 'Type', 'Date', 'Result', 'Attempts', 'Last response'], page.data.map(row));
+      const t = table('Deliveries, newest event first', ['Event', 'Type', 'Occurred', 'Result', 'Attempts', 'Last response'], page.data.map(row));
       results.replaceChildren(t.el, loadMore(page.next_cursor, async (cursor) => {
         const next = await api('GET', base + qs({ ...filters, cursor }));
         t.add(next.data.map(row));
@@ -45,7 +54,7 @@ export async function deliveryList({ params: [id], query }) {
   // Filters: applied in place; the hash keeps them (shareable, survives a reload).
   const limits = [...new Set(['10', '20', '50', '100', filters.limit])].map((v) => [v, v]);
   const filterForm = h('form', { role: 'search', class: 'filters', 'aria-label': 'Filter deliveries', novalidate: true },
-    field('Result', select('status', [['', 'Any'], ['delivered', '✓ Delivered'], ['failed', '✗ Failed'], ['pending', '… Pending']], filters.status)),
+    field('Result', select('status', [['', 'Any'], ...Object.entries(RESULTS).map(([v, [icon, word]]) => [v, `${icon} ${word}`])], filters.status)),
     field('Event type', select('event_type', [['', 'Any'], ...types.map((t) => [t.name, t.name])], filters.event_type)),
     field('Per page', select('limit', limits, filters.limit)),
     h('button', { type: 'submit', class: 'secondary' }, 'Apply filters'));
@@ -82,21 +91,31 @@ export async function deliveryList({ params: [id], query }) {
     status, filterForm, results);
 }
 
-/** "Recover failures since…": redeliver every failed delivery created since a local date-time. */
+/** "Recover failures since…": redeliver every failed, cancelled or dead-lettered delivery of the
+ * events since a local date-time (the API answers a page of work at a time; go on until done). */
 function recoverForm(id, status, reload) {
   const pad = (n) => String(n).padStart(2, '0');
   const d = new Date(Date.now() - 24 * 3600e3);
   const since = h('input', { type: 'datetime-local', name: 'since', value: `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}` });
   const submit = h('button', { type: 'submit' }, 'Recover');
-  const form = h('form', { novalidate: true, class: 'recover' }, field('Since (your local time)', since, { hint: 'Every failed delivery created since then is sent again.' }), submit);
+  const form = h('form', { novalidate: true, class: 'recover' }, field('Since (your local time)', since, { hint: 'Every failed delivery of the events since then is sent again.' }), submit);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
     const when = new Date(since.value);
     if (!since.value || Number.isNaN(when.getTime())) return showError(form, { field: 'since', message: 'Enter a date and time.' });
     try {
-      const r = await busy(submit, 'Recovering…', () => api('POST', `/subscriptions/${enc(id)}/recover`, { since: when.toISOString() }));
-      status.say(`Queued ${r.recovered} failed ${r.recovered === 1 ? 'delivery' : 'deliveries'} again.`);
+      const n = await busy(submit, 'Recovering…', async () => {
+        let total = 0;
+        let cursor = null;
+        do {
+          const r = await api('POST', `/subscriptions/${enc(id)}/recover`, { since: when.toISOString(), cursor });
+          total += r.recovered;
+          cursor = r.next_cursor;
+        } while (cursor);
+        return total;
+      });
+      status.say(`Queued ${n} failed ${n === 1 ? 'delivery' : 'deliveries'} again.`);
       await reload();
     } catch (err) { showError(form, err); }
   });
@@ -115,7 +134,7 @@ export async function deliveryDetail({ params: [id] }) {
 function render(section, d, attempts, tab, focusNewest = false) {
   const status = notice();
   const actions = h('div', { class: 'actions' });
-  if (d.status === 'failed') {
+  if (REOPENABLE.includes(d.status)) {
     const resend = h('button', { type: 'button', onclick: () => busy(resend, 'Resending…', async () => {
       try {
         await api('POST', `/deliveries/${enc(d.id)}/redeliver`);
@@ -146,7 +165,13 @@ function render(section, d, attempts, tab, focusNewest = false) {
   section.replaceChildren(
     crumbs(h('a', { href: `#/subscriptions/${enc(d.subscription_id)}/deliveries` }, 'Deliveries'), h('span', { 'aria-current': 'page' }, d.event_id)),
     h('h1', {}, `Delivery of ${d.event_id}`),
-    h('div', { class: 'card summary' }, pairs({ 'Delivery id': h('code', {}, d.id), 'Event type': h('code', {}, d.event_type), Result: result(d.status), Attempts: d.attempts, Created: time(d.created_at), 'Last attempt': time(d.last_attempt_at, 'none'), 'Last response': outcome(d.last_status_code, d.last_error_class) })),
+    h('div', { class: 'card summary' }, pairs({
+      'Delivery id': h('code', {}, d.id), 'Event type': h('code', {}, d.event_type), Result: result(d.status),
+      ...(d.reason ? { Reason: d.reason } : {}),
+      ...(d.next_attempt_at ? { 'Next attempt': time(d.next_attempt_at) } : {}),
+      Attempts: d.attempts, 'Event occurred': time(d.occurred_at), 'First recorded': time(d.created_at),
+      'Last attempt': time(d.last_attempt_at, 'none'), 'Last response': outcome(d.last_status_code, d.last_error_class),
+    })),
     actions, status,
     tabs('Delivery', [{ label: 'Request', panel: request }, { label: `Responses (${attempts.length})`, panel: responses }], tab));
   if (focusNewest && newest.length) {

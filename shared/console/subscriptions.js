@@ -160,11 +160,19 @@ export async function subscriptionForm({ params: [id] }) {
       if (!ev.length) throw { field: 'events', message: 'Pick at least one event type (or All events).' };
       body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
       if (!sub) for (const k of Object.keys(body)) if (body[k] == null) delete body[k];
+      // Editing: only what changed is sent, so a change made elsewhere meanwhile (say, the
+      // service disabling the endpoint) is not overwritten by this form's stale copy of it.
+      if (sub) body = changes(s, body);
     } catch (err) {
       return showError(form, err);
     }
     try {
-      const out = await busy(submit, sub ? 'Saving…' : 'Creating…', () => (sub ? api('PATCH', `/subscriptions/${enc(sub.id)}`, body) : api('POST', '/subscriptions', body)));
+      if (sub && !Object.keys(body).length) {
+        flash('Nothing changed.');
+        location.hash = `#/subscriptions/${enc(sub.id)}/deliveries`;
+        return;
+      }
+      const out = await busy(submit, sub ? 'Saving…' : 'Creating…', () => (sub ? api('PATCH', `/subscriptions/${enc(sub.id)}`, body, { version: sub.version }) : api('POST', '/subscriptions', body)));
       if (sub) {
         flash('Changes saved.');
         location.hash = `#/subscriptions/${enc(sub.id)}/deliveries`;
@@ -177,11 +185,34 @@ export async function subscriptionForm({ params: [id] }) {
       h1.focus();
       announce('Subscription created. Its signing secret is shown once.');
     } catch (err) {
+      if (err.status === 412) return stale(form);
       showError(form, err);
     }
   });
   if (sub) section.append(manage(sub));
   return section;
+}
+
+/** The fields of `body` that differ from the subscription `s` as loaded. */
+function changes(s, body) {
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  const sorted = (v) => [...v].sort();
+  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), enabled: s.enabled };
+  const out = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (v === undefined) continue; // headers and auth: untouched
+    if (k === 'events' ? !same(sorted(v), was.events) : !(k in was) || !same(v, was[k])) out[k] = v;
+  }
+  return out;
+}
+
+/** Someone changed the subscription since the form was loaded (412): say so, offer a reload. */
+function stale(form) {
+  const reload = h('button', { type: 'button', onclick: () => window.dispatchEvent(new HashChangeEvent('hashchange')) }, 'Reload it');
+  const note = h('div', { class: 'notice bad', role: 'alert' },
+    h('p', {}, 'Someone else changed this subscription since you opened it, so your changes were not saved. Reload it to see theirs, then make yours again.'), reload);
+  form.prepend(note);
+  reload.focus();
 }
 
 /** Rotate the secret; delete or restore. */
@@ -190,7 +221,8 @@ function manage(sub) {
   const rotate = h('button', { type: 'button', class: 'secondary', onclick: async () => {
     if (!confirm('Rotate the signing secret? The current one keeps signing alongside the new one for 24 hours.')) return;
     try {
-      const out = await busy(rotate, 'Rotating…', () => api('POST', `/subscriptions/${enc(sub.id)}/rotate-secret`));
+      const out = await busy(rotate, 'Rotating…', () => api('POST', `/subscriptions/${enc(sub.id)}/rotate-secret`, undefined, { version: sub.version }));
+      sub.version += 1; // this change; a later action is guarded by it
       const shown = secretBox('New signing secret', out.secret, h('p', {}, 'The previous secret also signs deliveries until ', time(out.previous_secret_expires_at), '.'));
       box.replaceChildren(shown);
       shown.querySelector('h2').tabIndex = -1;
@@ -200,7 +232,7 @@ function manage(sub) {
   const remove = h('button', { type: 'button', class: sub.active ? 'danger' : 'secondary', onclick: async () => {
     if (sub.active && !confirm('Delete this subscription? It stops receiving events; you can restore it later.')) return;
     try {
-      await busy(remove, sub.active ? 'Deleting…' : 'Restoring…', () => (sub.active ? api('DELETE', `/subscriptions/${enc(sub.id)}`) : api('POST', `/subscriptions/${enc(sub.id)}/restore`)));
+      await busy(remove, sub.active ? 'Deleting…' : 'Restoring…', () => (sub.active ? api('DELETE', `/subscriptions/${enc(sub.id)}`, undefined, { version: sub.version }) : api('POST', `/subscriptions/${enc(sub.id)}/restore`, undefined, { version: sub.version })));
       flash(sub.active ? 'Subscription deleted. You can restore it from its Edit page.' : 'Subscription restored.');
       location.hash = '#/subscriptions';
     } catch (err) { showError(danger, err); }

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 
 const BASE = process.env.CONSOLE_URL;
 const KEY = process.env.CONSOLE_API_KEY;
+const PUBLISH_KEY = process.env.CONSOLE_PUBLISH_KEY; // the platform's: events:publish only
 const SHOTS = process.env.SCREENSHOT_DIR || 'docs/console';
 if (!BASE || !KEY) throw new Error('set CONSOLE_URL and CONSOLE_API_KEY (scripts/browser-test.sh does)');
 mkdirSync(SHOTS, { recursive: true });
@@ -31,9 +32,9 @@ const receiver = http.createServer((req, res) => {
 await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
 const HOOK = `http://127.0.0.1:${receiver.address().port}/hook`;
 
-/** Publishes an event as an upstream service would over HTTP. */
+/** Publishes an event as an upstream service would over HTTP (with the platform's key). */
 async function publish(eventId, eventType, data) {
-  const res = await fetch(`${BASE}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ event_id: eventId, event_type: eventType, data }) });
+  const res = await fetch(`${BASE}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${PUBLISH_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ event_id: eventId, event_type: eventType, data }) });
   assert.equal(res.status, 202, `POST /v1/events answered ${res.status}: ${await res.text()}`);
 }
 
@@ -340,6 +341,35 @@ await test('edit page: "Rotate secret" shows the new secret once; delete and res
   await main.getByRole('button', { name: 'Restore subscription' }).click();
   await main.getByText('Subscription restored.').waitFor();
   await main.locator('tbody tr', { hasText: 'Staging (paused)' }).getByText('Disabled').waitFor();
+});
+
+await test('edit page: saving sends only the changed fields, and says so when someone else changed the subscription meanwhile', async () => {
+  await page.goto(`${BASE}/console/#/subscriptions`);
+  await main.locator('tbody tr', { hasText: 'Staging (paused)' }).getByRole('link', { name: /Edit/ }).click();
+  const name = main.getByLabel('Name (optional)');
+  await name.waitFor();
+  // Meanwhile someone renames it through the API.
+  const list = await (await fetch(`${BASE}/v1/subscriptions`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const id = list.data.find((s) => s.name === 'Staging (paused)').id;
+  const res = await fetch(`${BASE}/v1/subscriptions/${id}`, { method: 'PATCH', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ description: 'changed elsewhere' }) });
+  assert.equal(res.status, 200);
+  await name.fill('Staging (renamed here)');
+  await main.getByRole('button', { name: 'Save changes' }).click();
+  await main.getByRole('alert').filter({ hasText: 'Someone else changed this subscription' }).waitFor();
+  const now = await (await fetch(`${BASE}/v1/subscriptions/${id}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  assert.equal(now.name, 'Staging (paused)', 'the stale form did not overwrite');
+  assert.equal(now.description, 'changed elsewhere');
+  // Reloaded, the same edit saves, and only the name changes.
+  await main.getByRole('button', { name: 'Reload it' }).click();
+  await main.getByLabel('Description (optional)').filter({ hasText: '' }).waitFor();
+  await until('the reloaded form', async () => (await main.getByLabel('Description (optional)').inputValue()) === 'changed elsewhere', 10);
+  await main.getByLabel('Name (optional)').fill('Staging (paused)');
+  await main.getByLabel('Description (optional)').fill('changed here');
+  await main.getByRole('button', { name: 'Save changes' }).click();
+  await main.getByText('Changes saved.').waitFor();
+  const saved = await (await fetch(`${BASE}/v1/subscriptions/${id}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  assert.equal(saved.description, 'changed here');
+  assert.equal(saved.enabled, false, 'the unchanged enabled flag was not sent back');
 });
 
 await test('the API key never appears in a URL, local storage or the page; no CSP violation or script error; sign-out forgets it', async () => {
