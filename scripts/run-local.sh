@@ -4,6 +4,11 @@
 # runner (API on http://127.0.0.1:$API_PORT + the fan-out and delivery pollers). Ctrl-C stops it
 # all, LocalStack included.
 #
+#   scripts/run-local.sh            the handlers in the runner's process
+#   scripts/run-local.sh --lambda   the release bootstraps of `sam build` as processes against
+#                                   cargo-lambda's Lambda emulator, configured from
+#                                   infra/template.yaml (builds them first: a few minutes)
+#
 # Env: API_PORT (default 3000), LOCALSTACK_PORT (default 45670), TENANT (default dev).
 # Local-only settings: ALLOW_HTTP and ALLOW_PRIVATE_TARGETS are on, so subscriptions may point at
 # http://127.0.0.1 receivers; the SAM template turns both off.
@@ -14,8 +19,19 @@ cd "$ROOT"
 API_PORT="${API_PORT:-3000}"
 export LOCALSTACK_PORT="${LOCALSTACK_PORT:-45670}"
 TENANT="${TENANT:-dev}"
+LAMBDA=0
+case "${1:-}" in
+    "") ;;
+    --lambda) LAMBDA=1 ;;
+    *) echo "usage: scripts/run-local.sh [--lambda]" >&2; exit 2 ;;
+esac
 
 cargo build --locked -p runner --bin webhooks-local
+if (( LAMBDA )); then
+    scripts/sam.sh install
+    scripts/sam.sh build
+    .tools/venv/bin/python scripts/sam-translate.py infra/template.yaml > .aws-sam/template.translated.json
+fi
 scripts/localstack.sh setup
 RUNNER_PID=""
 stop_all() {
@@ -61,7 +77,14 @@ cat <<MSG
   Ctrl-C stops everything.
 
 MSG
-"$ROOT/target/debug/webhooks-local" serve --port "$API_PORT" &
+SERVE=(serve --port "$API_PORT")
+if (( LAMBDA )); then
+    # The template's own environment, with this script's schedule as its RetrySchedule parameter
+    # and the two local-only settings on top.
+    SERVE+=(--lambda --parameter "RetrySchedule=$RETRY_SCHEDULE" --override ALLOW_HTTP=true --override ALLOW_PRIVATE_TARGETS=true)
+    echo "  Lambda mode: the functions' logs are in target/lambda/local/"
+fi
+"$ROOT/target/debug/webhooks-local" "${SERVE[@]}" &
 RUNNER_PID=$!
 deadline=$(( SECONDS + 30 ))
 until (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; do

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: unit, adapter and end-to-end (on a LocalStack this script installs, starts on
 # its own port and stops again, also on failure), then the SAM template checks (sam validate --lint,
-# cfn-lint's serverless rules, checkov) and `sam build`.
+# cfn-lint's serverless rules, checkov), `sam build`, and the Lambda-mode tests on its bundles.
 #
 #   scripts/test.sh              everything
-#   SKIP_SAM_BUILD=1 scripts/test.sh   skip the release build of the Lambda bundles
+#   SKIP_SAM_BUILD=1 scripts/test.sh   skip the release build of the Lambda bundles (and the
+#                                      Lambda-mode tests, which run them)
 #
 # Env: TEST_LOCALSTACK_PORT (default 45680).
 set -euo pipefail
@@ -72,5 +73,17 @@ if [[ "${SKIP_SAM_BUILD:-0}" != 1 ]]; then
     step "SAM: build (release Lambda bundles)"
     scripts/sam.sh build
     ls -l .aws-sam/build/*/bootstrap
+
+    # The bootstraps sam build just made, as processes against cargo-lambda's Lambda emulator,
+    # configured from the translated template (functions/runner/src/lambda).
+    step "Lambda mode: walking skeleton, delivery retries, API contract (E2E_LAMBDA=1)"
+    rm -rf target/lambda
+    E2E_LAMBDA=1 cargo test -p e2e --locked --test walking_skeleton --test delivery --test api
+    step "Lambda mode: sample events, timeouts, the IAM check"
+    # --nocapture: the IAM check prints each function's calls and what is granted but unused.
+    # The functions' own logs are in target/lambda/<stack>/<Function>-<n>.log.
+    RUST_LOG=warn cargo test -p e2e --locked --test lambda --test iam -- --ignored --nocapture
+else
+    echo "test.sh: SKIP_SAM_BUILD=1: the Lambda-mode tests need the bundles; skipped" >&2
 fi
 step "all tests passed"

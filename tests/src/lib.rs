@@ -7,6 +7,7 @@
 
 pub mod census;
 pub mod chaos;
+pub mod iam;
 pub mod proxy;
 pub mod receiver;
 
@@ -40,6 +41,8 @@ pub struct StackOptions {
     pub env: Vec<(&'static str, String)>,
     /// 0 leaves delivery tasks on the queue, to count them.
     pub delivery_pollers: usize,
+    /// 0 leaves events on their queue.
+    pub fanout_pollers: usize,
     /// Where the runner (not the test's own clients) reaches AWS, e.g. a cuttable proxy.
     pub runner_endpoint: Option<String>,
     /// Where only the handlers reach SQS / DynamoDB (the pollers keep receiving).
@@ -52,6 +55,32 @@ pub struct StackOptions {
     /// Visibility timeouts of the delivery and events queues (seconds).
     pub delivery_visibility_timeout: u32,
     pub event_visibility_timeout: u32,
+    /// Lambda mode: the release bootstraps as processes ([`runner::lambda`]); the default is
+    /// `E2E_LAMBDA=1` in the environment (`scripts/test.sh` runs some test files so).
+    pub lambda: bool,
+    /// Lambda mode: functions' timeouts other than the template's.
+    pub function_timeouts: Vec<(&'static str, Duration)>,
+}
+
+/// Whether `E2E_LAMBDA=1`: the tests that can run in either mode run in Lambda mode.
+pub fn lambda_mode() -> bool {
+    std::env::var("E2E_LAMBDA").is_ok_and(|v| v == "1")
+}
+
+/// The SAM translation of `infra/template.yaml` (by `scripts/sam-translate.py` with the SAM
+/// venv's translator), once per test process.
+pub fn translated_template() -> serde_json::Value {
+    static TEMPLATE: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let root = repo_root();
+            let python = root.join(".tools/venv/bin/python");
+            assert!(python.is_file(), "Lambda mode needs the SAM venv: run scripts/sam.sh install");
+            let out = Command::new(python).arg(root.join("scripts/sam-translate.py")).arg(root.join("infra/template.yaml")).output().expect("run sam-translate.py");
+            assert!(out.status.success(), "sam-translate.py failed: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).expect("the translation is JSON")
+        })
+        .clone()
 }
 
 impl Default for StackOptions {
@@ -61,6 +90,7 @@ impl Default for StackOptions {
             delivery_timeout_ms: 3000,
             env: Vec::new(),
             delivery_pollers: 2,
+            fanout_pollers: 2,
             runner_endpoint: None,
             handler_sqs_endpoint: None,
             handler_dynamodb_endpoint: None,
@@ -68,6 +98,8 @@ impl Default for StackOptions {
             event_max_receive_count: None,
             delivery_visibility_timeout: 10,
             event_visibility_timeout: 10,
+            lambda: lambda_mode(),
+            function_timeouts: Vec::new(),
         }
     }
 }
@@ -142,9 +174,29 @@ impl TestStack {
         let sdk = shared::load_sdk_config().await;
         let runner_sdk = sdk.clone();
         let calls = CallCounter::default();
+        let lambda = opts.lambda.then(|| {
+            // The template's own environment, resolved against this stack, with its parameters
+            // for what a parameter sets; the rest of the test settings on top.
+            let parameters = HashMap::from([("RetrySchedule".to_owned(), opts.retry_schedule.to_owned()), ("DeliveryTimeoutMs".to_owned(), opts.delivery_timeout_ms.to_string())]);
+            let overrides = env.iter().filter(|(k, _)| !outputs.contains_key(*k) && *k != "RETRY_SCHEDULE" && *k != "DELIVERY_TIMEOUT_MS").map(|(k, v)| (k.clone(), v.clone())).collect();
+            runner::lambda::LambdaOptions {
+                template: translated_template(),
+                parameters,
+                outputs: outputs.clone(),
+                overrides,
+                timeouts: opts.function_timeouts.iter().map(|(f, t)| (f.to_string(), *t)).collect(),
+                bootstraps: repo_root().join(".aws-sam/build"),
+                emulator: repo_root().join(".tools/venv/bin/cargo-lambda"),
+                work_dir: repo_root().join("target/lambda").join(&name),
+                aws_endpoint: std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (LocalStack)"),
+                api_concurrency: 4,
+            }
+        });
         let runner_opts = Options {
+            lambda,
             wait_seconds: 1,
             delivery_pollers: opts.delivery_pollers,
+            fanout_pollers: opts.fanout_pollers,
             calls: Some(calls.clone()),
             sweep_every: None, // tests run "one sweeper pass" themselves
             endpoint: opts.runner_endpoint.clone(),

@@ -147,7 +147,7 @@ async fn two_handlers_given_the_same_task_at_once_record_one_attempt_per_post() 
     .await;
     assert!(DeliveryTask::parse(msg.body().unwrap()).is_ok());
     // WHEN two handlers get it at once (duplicate delivery of one message by SQS)
-    let record = runner::lambda_record(msg, &stack.config.delivery_queue_url);
+    let record = runner::lambda_record(msg, &runner::lambda::recorder::queue_arn(&stack.config.delivery_queue_url));
     let batch = |r: aws_lambda_events::event::sqs::SqsMessage| {
         let mut e = aws_lambda_events::event::sqs::SqsEvent::default();
         e.records.push(r);

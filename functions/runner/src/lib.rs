@@ -2,12 +2,19 @@
 //! API Gateway would) and long-polls the event and delivery queues, invoking the fan-out and
 //! delivery handlers with real `SqsEvent` batches and deleting only the messages the handler did
 //! not report in `batch_item_failures` (as a Lambda event source mapping would).
+//!
+//! Two modes: in-process (the handlers are called as library functions; tests can inject faults
+//! and proxies between them and AWS), and Lambda mode ([`lambda`]: the release bootstraps run as
+//! processes against a Lambda Runtime API, configured from `infra/template.yaml`).
 
+pub mod lambda;
 mod poller;
 pub mod redrive;
 
 use shared::adapters::calls::{self, CallCounter};
 use shared::{Config, Deps};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -35,6 +42,8 @@ pub struct Options {
     /// cut them off through a proxy while the pollers keep receiving.
     pub handler_sqs_endpoint: Option<String>,
     pub handler_dynamodb_endpoint: Option<String>,
+    /// Lambda mode: the bootstraps as processes (the handler endpoints and `calls` do not apply).
+    pub lambda: Option<lambda::LambdaOptions>,
 }
 
 impl Default for Options {
@@ -49,6 +58,7 @@ impl Default for Options {
             endpoint: None,
             handler_sqs_endpoint: None,
             handler_dynamodb_endpoint: None,
+            lambda: None,
         }
     }
 }
@@ -60,6 +70,8 @@ pub struct Runner {
     pub deps: Arc<Deps>,
     pub fanout_stats: Arc<PollStats>,
     pub delivery_stats: Arc<PollStats>,
+    /// Lambda mode's functions, emulator and recorded calls.
+    pub lambda: Option<Arc<lambda::Lambda>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -76,6 +88,9 @@ impl Runner {
         let deps = Arc::new(Deps::aws_at(sdk, config, opts.calls.as_ref(), handler_sqs, handler_ddb));
         let listener = tokio::net::TcpListener::bind(opts.api_addr).await?;
         let api_url = format!("http://{}", listener.local_addr()?);
+        if let Some(lambda_opts) = &opts.lambda {
+            return Self::start_lambda(listener, api_url, deps, lambda_opts, &opts).await;
+        }
         let router = shared::api::router(deps.clone());
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
@@ -84,31 +99,20 @@ impl Runner {
         })];
         let fanout_stats = Arc::new(PollStats::default());
         let delivery_stats = Arc::new(PollStats::default());
+        let source = |url: &str| poller::Source { queue_url: url.to_owned(), queue_arn: lambda::recorder::queue_arn(url), batch_size: 10, wait_seconds: opts.wait_seconds };
         for _ in 0..opts.fanout_pollers {
             let d = deps.clone();
-            tasks.push(poller::spawn(
-                sqs.clone(),
-                deps.config.events_queue_url.clone(),
-                opts.wait_seconds,
-                fanout_stats.clone(),
-                move |event| {
-                    let d = d.clone();
-                    async move { shared::fanout::handle_batch(event, &d).await }
-                },
-            ));
+            tasks.push(poller::spawn(sqs.clone(), source(&deps.config.events_queue_url), fanout_stats.clone(), move |event| {
+                let d = d.clone();
+                async move { shared::fanout::handle_batch(event, &d).await }
+            }));
         }
         for _ in 0..opts.delivery_pollers {
             let d = deps.clone();
-            tasks.push(poller::spawn(
-                sqs.clone(),
-                deps.config.delivery_queue_url.clone(),
-                opts.wait_seconds,
-                delivery_stats.clone(),
-                move |event| {
-                    let d = d.clone();
-                    async move { shared::delivery::handle_batch(event, &d).await }
-                },
-            ));
+            tasks.push(poller::spawn(sqs.clone(), source(&deps.config.delivery_queue_url), delivery_stats.clone(), move |event| {
+                let d = d.clone();
+                async move { shared::delivery::handle_batch(event, &d).await }
+            }));
         }
         if let Some(every) = opts.sweep_every {
             let d = deps.clone();
@@ -123,7 +127,74 @@ impl Runner {
                 }
             }));
         }
-        Ok(Self { api_url, deps, fanout_stats, delivery_stats, tasks })
+        Ok(Self { api_url, deps, fanout_stats, delivery_stats, lambda: None, tasks })
+    }
+
+    /// Lambda mode: the HTTP API, the event source mappings and the schedules of the template,
+    /// each invoking its function's bootstrap.
+    async fn start_lambda(listener: tokio::net::TcpListener, api_url: String, deps: Arc<Deps>, lo: &lambda::LambdaOptions, opts: &Options) -> std::io::Result<Self> {
+        let resolved = lambda::template::Deployment::resolve(&lo.template, &lo.parameters, &lo.outputs, "local").map_err(std::io::Error::other)?;
+        // Each queue's pollers (the mapping's concurrency, capped by its MaximumConcurrency).
+        let mut sources = Vec::new();
+        for q in &resolved.queues {
+            let url = lo
+                .outputs
+                .iter()
+                .find(|(k, v)| k.ends_with("_ARN") && *v == &q.queue_arn)
+                .and_then(|(k, _)| lo.outputs.get(&format!("{}_URL", k.trim_end_matches("_ARN"))))
+                .cloned()
+                .ok_or_else(|| std::io::Error::other(format!("no queue URL among the outputs for {}", q.queue_arn)))?;
+            let wanted = if url == deps.config.events_queue_url { opts.fanout_pollers } else if url == deps.config.delivery_queue_url { opts.delivery_pollers } else { 1 };
+            let n = q.max_concurrency.map_or(wanted, |m| wanted.min(m as usize));
+            sources.push((q.clone(), url, n));
+        }
+        let mut concurrency: HashMap<String, usize> = sources.iter().map(|(q, _, n)| (q.function.clone(), *n)).collect();
+        for r in &resolved.routes {
+            concurrency.insert(r.function.clone(), lo.api_concurrency);
+        }
+        let lambda = Arc::new(lambda::Lambda::start(lo, resolved.clone(), &concurrency).await?);
+        let l = lambda.clone();
+        let app = axum::Router::new().fallback(move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>, req: axum::extract::Request| {
+            let l = l.clone();
+            async move { l.serve_http(req, peer).await }
+        });
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        })];
+        let fanout_stats = Arc::new(PollStats::default());
+        let delivery_stats = Arc::new(PollStats::default());
+        for (q, url, n) in sources {
+            let stats = if url == deps.config.events_queue_url { fanout_stats.clone() } else { delivery_stats.clone() };
+            // The mapping polls with the function's role: through the function's recording proxy.
+            let sdk = shared::load_sdk_config().await;
+            let sqs = calls::sqs_client(&sdk, None, Some(&lambda.endpoints[&q.function]));
+            let source = poller::Source { queue_url: url, queue_arn: q.queue_arn.clone(), batch_size: q.batch_size, wait_seconds: opts.wait_seconds };
+            for _ in 0..n {
+                let (l, f, report) = (lambda.clone(), q.function.clone(), q.report_batch_item_failures);
+                tasks.push(poller::spawn(sqs.clone(), source.clone(), stats.clone(), move |event| {
+                    let (l, f) = (l.clone(), f.clone());
+                    async move { invoke_batch(&l, &f, report, event).await }
+                }));
+            }
+        }
+        if let Some(every) = opts.sweep_every {
+            for (function, rule, _) in lambda.schedules() {
+                let l = lambda.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = l.invoke(&function, &lambda::Lambda::scheduled_event(&rule)).await {
+                            tracing::warn!(%function, error = %e, "scheduled invocation failed");
+                        }
+                    }
+                }));
+            }
+        }
+        Ok(Self { api_url, deps, fanout_stats, delivery_stats, lambda: Some(lambda), tasks })
     }
 
     pub fn stop(&mut self) {
@@ -148,5 +219,31 @@ impl Runner {
 impl Drop for Runner {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// One batch through a function, as an event source mapping sees it: with
+/// `ReportBatchItemFailures` the function's list of failures; a function error, a timeout or a
+/// response that is not a batch response fails the whole batch (its messages come back after
+/// their visibility timeout).
+async fn invoke_batch(lambda: &lambda::Lambda, function: &str, report: bool, event: SqsEvent) -> SqsBatchResponse {
+    let ids: Vec<String> = event.records.iter().filter_map(|r| r.message_id.clone()).collect();
+    let all_failed = || -> SqsBatchResponse {
+        serde_json::from_value(serde_json::json!({"batchItemFailures": ids.iter().map(|id| serde_json::json!({"itemIdentifier": id})).collect::<Vec<_>>()})).unwrap_or_default()
+    };
+    let payload = match serde_json::to_value(&event) {
+        Ok(p) => p,
+        Err(_) => return all_failed(),
+    };
+    match lambda.invoke(function, &payload).await {
+        Ok(v) if report => serde_json::from_value(v).unwrap_or_else(|e| {
+            tracing::warn!(%function, error = %e, "not a batch response: the whole batch failed");
+            all_failed()
+        }),
+        Ok(_) => SqsBatchResponse::default(),
+        Err(e) => {
+            tracing::warn!(%function, error = %e, "invocation failed: the whole batch comes back");
+            all_failed()
+        }
     }
 }

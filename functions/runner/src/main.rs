@@ -2,6 +2,12 @@
 //!
 //! ```text
 //! webhooks-local serve [--port N]                       API on 127.0.0.1:N + queue pollers + sweeper
+//! webhooks-local serve --lambda [--port N] [--parameter K=V].. [--override K=V]..
+//!                                                       the same with the release bootstraps as
+//!                                                       processes (runner::lambda): the template
+//!                                                       translated at .aws-sam/template.translated.json,
+//!                                                       bootstraps in .aws-sam/build, cargo-lambda in
+//!                                                       .tools/venv/bin (scripts/run-local.sh --lambda)
 //! webhooks-local create-key --tenant T [--scopes S,..]  prints a new API key once
 //! webhooks-local revoke-key --tenant T --key-id key_…   revokes one of the tenant's keys
 //! webhooks-local publish '<event JSON>'                 sends an event to the event queue, as upstream would
@@ -17,16 +23,30 @@ use shared::model::Scope;
 use shared::{Config, Deps};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: webhooks-local serve [--port N] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin,events:publish] | revoke-key --tenant T --key-id key_... | publish '<event JSON>' | redrive events|deliveries | sweep";
+const USAGE: &str = "usage: webhooks-local serve [--port N] [--lambda [--parameter K=V].. [--override K=V]..] | create-key --tenant T [--scopes webhooks:read,webhooks:write,webhooks:delete,webhooks:admin,events:publish] | revoke-key --tenant T --key-id key_... | publish '<event JSON>' | redrive events|deliveries | sweep";
 
 /// A command line, parsed.
 enum Command {
-    Serve { port: u16 },
+    Serve { port: u16, lambda: Option<LambdaFlags> },
     CreateKey { tenant: TenantId, scopes: Vec<Scope> },
     RevokeKey { tenant: TenantId, key_id: String },
     Publish { body: String },
     Redrive(Dlq),
     Sweep,
+}
+
+/// `serve --lambda`: template parameters and environment overrides.
+struct LambdaFlags {
+    parameters: Vec<(String, String)>,
+    overrides: Vec<(String, String)>,
+}
+
+/// Every `NAME K=V` pair.
+fn pairs(args: &[String], name: &str) -> Result<Vec<(String, String)>, String> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{name} takes KEY=VALUE, got `{}`", w[1])))
+        .collect()
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -40,11 +60,15 @@ fn tenant_flag(args: &[String]) -> Result<TenantId, String> {
 impl Command {
     fn parse(args: &[String]) -> Result<Self, String> {
         match args.first().map(String::as_str) {
-            Some("serve") => match flag(args, "--port").map(|p| p.parse()) {
-                None => Ok(Self::Serve { port: 3000 }),
-                Some(Ok(port)) => Ok(Self::Serve { port }),
-                Some(Err(_)) => Err("--port takes a number".into()),
-            },
+            Some("serve") => {
+                let port = match flag(args, "--port").map(|p| p.parse()) {
+                    None => 3000,
+                    Some(Ok(port)) => port,
+                    Some(Err(_)) => return Err("--port takes a number".into()),
+                };
+                let lambda = args.iter().any(|a| a == "--lambda").then(|| Ok::<_, String>(LambdaFlags { parameters: pairs(args, "--parameter")?, overrides: pairs(args, "--override")? })).transpose()?;
+                Ok(Self::Serve { port, lambda })
+            }
             Some("create-key") => {
                 let scopes = match flag(args, "--scopes") {
                     None => Scope::DEFAULT.to_vec(),
@@ -65,8 +89,30 @@ impl Command {
     }
 }
 
-async fn serve(sdk: &aws_config::SdkConfig, config: Config, port: u16) -> Result<(), String> {
-    let opts = runner::Options { api_addr: ([127, 0, 0, 1], port).into(), ..Default::default() };
+/// Lambda mode from the files `scripts/run-local.sh --lambda` prepares (paths relative to the
+/// repository root, where it runs).
+fn lambda_options(flags: LambdaFlags) -> Result<runner::lambda::LambdaOptions, String> {
+    let path = ".aws-sam/template.translated.json";
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e} (scripts/run-local.sh --lambda writes it)"))?;
+    let template = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    Ok(runner::lambda::LambdaOptions {
+        template,
+        parameters: flags.parameters.into_iter().collect(),
+        // The data stack's outputs are in the environment (scripts/localstack.sh provision).
+        outputs: std::env::vars().collect(),
+        overrides: flags.overrides,
+        timeouts: Default::default(),
+        bootstraps: ".aws-sam/build".into(),
+        emulator: ".tools/venv/bin/cargo-lambda".into(),
+        work_dir: "target/lambda/local".into(),
+        aws_endpoint: std::env::var("AWS_ENDPOINT_URL").map_err(|_| "AWS_ENDPOINT_URL is not set (LocalStack)".to_owned())?,
+        api_concurrency: 4,
+    })
+}
+
+async fn serve(sdk: &aws_config::SdkConfig, config: Config, port: u16, lambda: Option<LambdaFlags>) -> Result<(), String> {
+    let lambda = lambda.map(lambda_options).transpose()?;
+    let opts = runner::Options { api_addr: ([127, 0, 0, 1], port).into(), lambda, ..Default::default() };
     let runner = runner::Runner::start(sdk, config, opts).await.map_err(|e| format!("cannot start on port {port}: {e}"))?;
     println!("API listening on {}", runner.api_url);
     runner.wait_for_signal().await;
@@ -120,7 +166,7 @@ async fn main() -> ExitCode {
     let sdk = shared::load_sdk_config().await;
     let deps = Deps::aws(&sdk, config.clone());
     let result = match command {
-        Command::Serve { port } => serve(&sdk, config, port).await,
+        Command::Serve { port, lambda } => serve(&sdk, config, port, lambda).await,
         Command::CreateKey { tenant, scopes } => create_key(&deps, &tenant, &scopes).await,
         Command::RevokeKey { tenant, key_id } => revoke_key(&deps, &tenant, &key_id).await,
         Command::Publish { body } => publish(&deps, &body).await,

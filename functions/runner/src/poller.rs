@@ -26,31 +26,41 @@ impl PollStats {
     }
 }
 
-pub fn spawn<H, Fut>(sqs: Client, queue_url: String, wait_seconds: i32, stats: Arc<PollStats>, handler: H) -> JoinHandle<()>
+/// Where and how a poller receives.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub queue_url: String,
+    pub queue_arn: String,
+    /// Messages per batch (1-10).
+    pub batch_size: i32,
+    pub wait_seconds: i32,
+}
+
+pub fn spawn<H, Fut>(sqs: Client, source: Source, stats: Arc<PollStats>, handler: H) -> JoinHandle<()>
 where
     H: Fn(SqsEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = SqsBatchResponse> + Send,
 {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = poll_once(&sqs, &queue_url, wait_seconds, &stats, &handler).await {
-                tracing::warn!(queue = %queue_url, error = %e, "poll failed; backing off");
+            if let Err(e) = poll_once(&sqs, &source, &stats, &handler).await {
+                tracing::warn!(queue = %source.queue_url, error = %e, "poll failed; backing off");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     })
 }
 
-async fn poll_once<H, Fut>(sqs: &Client, queue_url: &str, wait_seconds: i32, stats: &PollStats, handler: &H) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+async fn poll_once<H, Fut>(sqs: &Client, source: &Source, stats: &PollStats, handler: &H) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     H: Fn(SqsEvent) -> Fut,
     Fut: Future<Output = SqsBatchResponse>,
 {
     let out = sqs
         .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(wait_seconds)
+        .queue_url(&source.queue_url)
+        .max_number_of_messages(source.batch_size)
+        .wait_time_seconds(source.wait_seconds)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .message_attribute_names("All")
         .send()
@@ -64,7 +74,7 @@ where
     stats.messages.fetch_add(messages.len() as u64, Ordering::Relaxed);
     let receipts: Vec<(String, String)> = messages.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
     let mut event = SqsEvent::default();
-    event.records = messages.into_iter().map(|m| to_lambda_record(m, queue_url)).collect();
+    event.records = messages.into_iter().map(|m| to_lambda_record(m, &source.queue_arn)).collect();
 
     let response = handler(event).await;
     let failed: HashSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
@@ -77,7 +87,7 @@ where
         .collect::<Result<_, _>>()?;
     for chunk in entries.chunks(10) {
         let n = chunk.len() as u64;
-        let out = sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(chunk.to_vec())).send().await.map_err(|e| e.into_service_error())?;
+        let out = sqs.delete_message_batch().queue_url(&source.queue_url).set_entries(Some(chunk.to_vec())).send().await.map_err(|e| e.into_service_error())?;
         stats.deleted.fetch_add(n - out.failed.len() as u64, Ordering::Relaxed);
         for f in out.failed {
             tracing::warn!(code = %f.code, "delete failed; message will be redelivered");
@@ -88,7 +98,7 @@ where
 
 /// The record Lambda would deliver for this message (system attributes as strings, message
 /// attributes as Lambda shows them).
-pub fn to_lambda_record(m: Message, queue_url: &str) -> SqsMessage {
+pub fn to_lambda_record(m: Message, queue_arn: &str) -> SqsMessage {
     let mut r = SqsMessage::default();
     r.message_id = m.message_id;
     r.receipt_handle = m.receipt_handle;
@@ -107,7 +117,7 @@ pub fn to_lambda_record(m: Message, queue_url: &str) -> SqsMessage {
         })
         .collect();
     r.event_source = Some("aws:sqs".into());
-    r.event_source_arn = Some(queue_url.to_owned());
+    r.event_source_arn = Some(queue_arn.to_owned());
     r.aws_region = Some("us-east-1".into());
     r
 }
