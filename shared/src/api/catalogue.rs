@@ -45,6 +45,49 @@ mod tests {
         }
     }
 
+    /// The events the source documents name: TRUST+ (14), TRST (3), Trustist (1) and
+    /// TrustPager's examples (3); nothing else.
+    const SOURCE_DOCUMENTS: &[&str] = &[
+        "project.created", "project.updated", "project.deleted", "project.restored", "media.added", "recording.added", "recording.reassigned",
+        "visit.created", "visit.updated", "visit.deleted", "visit.completed", "visit.media.added", "visit.media.available", "visit.recording.added",
+        "enrollment.completed", "demo.scan.success", "webhook.test",
+        "onboard.session.completed",
+        "opportunity.updated", "contact.created", "form.submitted",
+    ];
+
+    #[test]
+    fn the_catalogue_is_the_source_documents_events() {
+        let mut have = names();
+        have.sort();
+        let mut want = SOURCE_DOCUMENTS.to_vec();
+        want.sort();
+        assert_eq!(have, want);
+    }
+
+    /// Each example holds its schema's required properties, each of the declared JSON type.
+    #[test]
+    fn every_example_fits_its_schema() {
+        for t in all() {
+            let props = t.schema["properties"].as_object().unwrap_or_else(|| panic!("{}: properties", t.name));
+            for r in t.schema["required"].as_array().into_iter().flatten() {
+                assert!(t.example.get(r.as_str().unwrap()).is_some(), "{}: example lacks required {r}", t.name);
+            }
+            for (k, v) in t.example.as_object().unwrap() {
+                let want = props.get(k).and_then(|p| p["type"].as_str()).unwrap_or_else(|| panic!("{}: {k} is not in the schema", t.name));
+                let fits = match want {
+                    "string" => v.is_string(),
+                    "number" => v.is_number(),
+                    "integer" => v.is_i64() || v.is_u64(),
+                    "boolean" => v.is_boolean(),
+                    "array" => v.is_array(),
+                    "object" => v.is_object(),
+                    other => panic!("{}: {k} has type {other}", t.name),
+                };
+                assert!(fits, "{}: example {k} is not a {want}", t.name);
+            }
+        }
+    }
+
     #[test]
     fn patterns_must_cover_a_known_type() {
         assert!(is_known_pattern("project.*"));
