@@ -93,6 +93,45 @@ function headerEditor(existing, editing) {
   return { el, value };
 }
 
+/** The payload filter as JSON (docs/filters.md); on a saved subscription, tried on a sample event
+ * through the filter test route (which sends and stores nothing). */
+function filterEditor(current, sub) {
+  const text = h('textarea', { id: nextId('flt'), name: 'filter', rows: '4', spellcheck: 'false', class: 'code', placeholder: '{"data.project.region": {"$in": ["eu", "uk"]}}', value: current ? JSON.stringify(current, null, 2) : '' });
+  const value = () => {
+    const t = text.value.trim();
+    if (!t) return null;
+    try { return JSON.parse(t); } catch (e) { throw { field: 'filter', message: `not valid JSON (${e.message})` }; }
+  };
+  const parts = [h('p', { class: 'hint' }, 'Optional: deliver only events whose content matches, as JSON. Paths are event_type and data.<key>…; operators $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $exists, $and, $or, $not. Empty: every event of the chosen types.'),
+    h('div', { class: 'field' }, h('label', { for: text.id }, 'Filter (JSON)'), text)];
+  if (sub) {
+    const type = h('input', { name: 'filter_event_type', value: sub.events.find((e) => !e.includes('*')) || 'project.created', autocomplete: 'off' });
+    const data = h('textarea', { name: 'filter_data', rows: '3', spellcheck: 'false', class: 'code', value: '{}' });
+    const out = h('p', { class: 'filter-verdict', role: 'status' });
+    const show = (ok, words) => { out.textContent = words; out.className = `filter-verdict ${ok ? 'ok' : 'bad'}`; };
+    const run = h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      let filter, sample;
+      try { filter = value(); } catch (e) { return show(false, `Filter: ${e.message}`); }
+      try { sample = JSON.parse(data.value.trim() || 'null'); } catch (e) { return show(false, `Sample data is not valid JSON (${e.message})`); }
+      try {
+        const r = await busy(run, 'Testing…', () => api('POST', `/subscriptions/${enc(sub.id)}/filter/test`, { event_type: type.value.trim(), data: sample, filter }));
+        show(r.delivered, `${r.delivered ? 'Delivered' : 'Not delivered'} (decided by ${r.decided_by}): ${r.reason}`);
+      } catch (err) { show(false, err.field ? `${err.field}: ${err.message}` : err.message); }
+    } }, 'Test filter');
+    parts.push(h('div', { class: 'filter-test' }, h('p', { class: 'hint' }, 'Try the filter above (saved or not) on a sample event:'),
+      field('Sample event type', type), field('Sample data (JSON)', data), run, out));
+  }
+  const el = group('Payload filter', 'filter', ...parts);
+  // An error shown for an earlier text goes once the text changes.
+  text.addEventListener('input', () => {
+    const err = el.querySelector(':scope > .field-error');
+    err.hidden = true;
+    err.textContent = '';
+    el.removeAttribute('aria-invalid');
+  });
+  return { el, value };
+}
+
 /** Endpoint auth: none, HTTP Basic or an API-key header. Credentials are write-only. */
 function authEditor(current, editing) {
   let dirty = false;
@@ -133,12 +172,14 @@ function authEditor(current, editing) {
 
 export async function subscriptionForm({ params: [id] }) {
   const [types, sub] = await Promise.all([eventTypes(), id ? api('GET', `/subscriptions/${enc(id)}`) : null]);
-  const s = sub || { url: '', name: '', description: '', events: ['*'], enabled: true, headers: {}, auth: { type: 'none' }, active: true };
+  const s = sub || { url: '', name: '', description: '', events: ['*'], filter: null, payload: 'full', enabled: true, headers: {}, auth: { type: 'none' }, active: true };
   const url = h('input', { name: 'url', type: 'url', value: s.url, required: true, placeholder: 'https://example.com/webhooks', autocomplete: 'off' });
   const name = h('input', { name: 'name', value: s.name || '', maxlength: '128' });
   const description = h('textarea', { name: 'description', rows: '2', maxlength: '1024', value: s.description || '' });
   const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: s.enabled, id: nextId('en') });
+  const thin = h('input', { type: 'checkbox', name: 'payload', checked: s.payload === 'thin', id: nextId('th') });
   const events = eventPicker(types, s.events);
+  const filter = filterEditor(s.filter, sub);
   const headers = headerEditor(s.headers, !!sub);
   const auth = authEditor(s.auth, !!sub);
   const submit = h('button', { type: 'submit' }, sub ? 'Save changes' : 'Create subscription');
@@ -146,7 +187,9 @@ export async function subscriptionForm({ params: [id] }) {
   const form = h('form', { novalidate: true, class: 'card' },
     field('Endpoint URL', url, { hint: 'Where deliveries are POSTed: an https:// URL your receiver listens on.' }),
     field('Name (optional)', name), field('Description (optional)', description),
-    events.el, headers.el, auth.el,
+    events.el, filter.el,
+    h('div', { class: 'field', 'data-field': 'payload' }, h('label', { class: 'check', for: thin.id }, thin, ' Thin payloads (send the event without its data; the receiver fetches it by delivery id)'), h('p', { class: 'field-error', hidden: true })),
+    headers.el, auth.el,
     h('div', { class: 'field', 'data-field': 'enabled' }, h('label', { class: 'check', for: enabled.id }, enabled, ' Enabled (deliver events to this endpoint)'), h('p', { class: 'field-error', hidden: true })),
     h('div', { class: 'actions' }, submit, h('a', { href: cancel, class: 'button secondary' }, 'Cancel')));
   const section = h('section', {}, h('h1', {}, sub ? `Edit ${sub.name || 'subscription'}` : 'New subscription'), form);
@@ -158,7 +201,7 @@ export async function subscriptionForm({ params: [id] }) {
     try {
       const ev = events.value();
       if (!ev.length) throw { field: 'events', message: 'Pick at least one event type (or All events).' };
-      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
+      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
       if (!sub) for (const k of Object.keys(body)) if (body[k] == null) delete body[k];
       // Editing: only what changed is sent, so a change made elsewhere meanwhile (say, the
       // service disabling the endpoint) is not overwritten by this form's stale copy of it.
@@ -197,7 +240,7 @@ export async function subscriptionForm({ params: [id] }) {
 function changes(s, body) {
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const sorted = (v) => [...v].sort();
-  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), enabled: s.enabled };
+  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), filter: s.filter ?? null, payload: s.payload || 'full', enabled: s.enabled };
   const out = {};
   for (const [k, v] of Object.entries(body)) {
     if (v === undefined) continue; // headers and auth: untouched

@@ -36,6 +36,33 @@ impl EventIn {
     }
 }
 
+/// The thin form of an envelope (a subscription's `payload: thin`): its `event_id`,
+/// `event_type`, `tenant_id` and `occurred_at`, the delivery's id (by which the receiver fetches
+/// the event: `GET /v1/deliveries/{delivery_id}`, its `event`) and `"thin": true`; no `data`.
+pub fn thin_body(envelope: &str, delivery: &crate::ids::DeliveryId) -> String {
+    use std::borrow::Cow;
+    #[derive(Default, serde::Deserialize, serde::Serialize)]
+    struct Thin<'a> {
+        #[serde(borrow)]
+        event_id: Cow<'a, str>,
+        #[serde(borrow)]
+        event_type: Cow<'a, str>,
+        #[serde(borrow)]
+        tenant_id: Cow<'a, str>,
+        #[serde(borrow)]
+        occurred_at: Cow<'a, str>,
+        #[serde(default, borrow)]
+        delivery_id: Cow<'a, str>,
+        #[serde(default)]
+        thin: bool,
+    }
+    // The envelope is ours (EventIn::body); `data` is skipped, not read into values.
+    let mut thin: Thin = serde_json::from_str(envelope).unwrap_or_default();
+    thin.delivery_id = Cow::Borrowed(delivery.as_str());
+    thin.thin = true;
+    serde_json::to_string(&thin).expect("strings serialise")
+}
+
 /// Why an event is refused. It goes to the event DLQ with `code(): detail` as its `reason`; the
 /// detail names a field, never a value (a reason must not echo payload text).
 #[derive(Debug, thiserror::Error, PartialEq)]

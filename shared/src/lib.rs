@@ -11,6 +11,7 @@ pub mod deps;
 pub mod envelope;
 pub mod fanout;
 pub mod faults;
+pub mod filter;
 pub mod ids;
 pub mod ledger;
 pub mod matching;

@@ -1,6 +1,7 @@
 //! Domain records: what upstream sends, what we store, and what travels on the delivery queue.
 
 use crate::ids::{ApiKeyId, DeliveryId, SubscriptionId, TenantId};
+use crate::filter::Filter;
 use crate::signing::Secret;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,6 +46,12 @@ pub struct Subscription {
     #[serde(default)]
     pub description: Option<String>,
     pub events: Vec<String>,
+    /// Selects events by their content as well (see [`crate::filter`]); stored as JSON text.
+    #[serde(default, with = "filter_text", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
+    /// What a delivery POSTs: the whole envelope, or its thin form.
+    #[serde(default)]
+    pub payload: PayloadMode,
     pub enabled: bool,
     /// `false` once soft-deleted.
     pub active: bool,
@@ -92,6 +99,8 @@ impl Subscription {
             name: None,
             description: None,
             events,
+            filter: None,
+            payload: PayloadMode::Full,
             enabled: true,
             active: true,
             headers: BTreeMap::new(),
@@ -109,10 +118,6 @@ impl Subscription {
         }
     }
 
-    /// Whether this subscription should receive an event of this type.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.enabled && self.active && self.events.iter().any(|p| crate::matching::matches(p, event_type))
-    }
 
     /// The secrets that sign a delivery at `now`: the current one, plus the previous one during
     /// a rotation's overlap.
@@ -127,6 +132,27 @@ impl Subscription {
     }
 }
 
+/// What a subscription's deliveries POST (TrustPager's "include trigger data"): the event's whole
+/// envelope (`full`, the default), or its thin form (`thin`: the envelope without `data`, with
+/// the delivery's id, by which the receiver fetches the event: `GET /v1/deliveries/{id}`).
+/// Signatures cover what is sent.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadMode {
+    #[default]
+    Full,
+    Thin,
+}
+
+impl PayloadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Thin => "thin",
+        }
+    }
+}
+
 /// How a delivery authenticates to the customer's endpoint. Credentials are write-only in the API.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -135,6 +161,23 @@ pub enum EndpointAuth {
     None,
     Basic { username: String, password: String },
     ApiKey { header: String, value: String },
+}
+
+/// A filter as its JSON text: one string attribute in DynamoDB, read back exactly.
+pub(crate) mod filter_text {
+    use crate::filter::Filter;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(f: &Option<Filter>, ser: S) -> Result<S::Ok, S::Error> {
+        match f {
+            Some(f) => ser.serialize_some(&f.to_text()),
+            None => ser.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Filter>, D::Error> {
+        Option::<String>::deserialize(de)?.map(|t| Filter::from_text(&t).map_err(serde::de::Error::custom)).transpose()
+    }
 }
 
 mod secret_text_opt {

@@ -87,20 +87,28 @@ pub trait SubscriptionStore: Send + Sync {
 pub struct Subscriber {
     pub subscription_id: SubscriptionId,
     pub events: Vec<String>,
+    #[serde(default, with = "crate::model::filter_text", skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::filter::Filter>,
     pub enabled: bool,
     #[serde(default)]
     pub version: u64,
 }
 
 impl Subscriber {
-    pub fn wants(&self, event_type: &str) -> bool {
+    /// Whether an event of this type passes the subscription's patterns (only).
+    pub fn wants_type(&self, event_type: &str) -> bool {
         self.enabled && self.events.iter().any(|p| crate::matching::matches(p, event_type))
+    }
+
+    /// Whether the subscription gets this event: its patterns, then its filter on `data`.
+    pub fn wants(&self, event_type: &str, data: &serde_json::Value) -> bool {
+        self.wants_type(event_type) && self.filter.as_ref().is_none_or(|f| f.matches(event_type, data))
     }
 }
 
 impl From<&Subscription> for Subscriber {
     fn from(s: &Subscription) -> Self {
-        Self { subscription_id: s.subscription_id.clone(), events: s.events.clone(), enabled: s.enabled, version: s.version }
+        Self { subscription_id: s.subscription_id.clone(), events: s.events.clone(), filter: s.filter.clone(), enabled: s.enabled, version: s.version }
     }
 }
 
@@ -112,6 +120,9 @@ pub struct SubscriptionChange {
     pub name: Option<Option<String>>,
     pub description: Option<Option<String>>,
     pub events: Option<Vec<String>>,
+    /// `Some(None)` removes it.
+    pub filter: Option<Option<crate::filter::Filter>>,
+    pub payload: Option<crate::model::PayloadMode>,
     /// `true` also starts a fresh health record (no failures, no `disabled_reason`); `false`
     /// clears `disabled_reason` (a user disabled it).
     pub enabled: Option<bool>,
@@ -137,6 +148,12 @@ impl SubscriptionChange {
         }
         if let Some(v) = &self.events {
             s.events = v.clone();
+        }
+        if let Some(v) = &self.filter {
+            s.filter = v.clone();
+        }
+        if let Some(v) = self.payload {
+            s.payload = v;
         }
         if let Some(v) = &self.headers {
             s.headers = v.clone();

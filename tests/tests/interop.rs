@@ -148,15 +148,28 @@ async fn captured_deliveries_verify_alike_in_python_node_and_rust() {
     assert_eq!(status, 200, "rotate-secret: {rotated}");
     let new_b = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(old_b, new_b);
+    // (c) a subscription that takes thin payloads: the envelope without `data`.
+    let thin = Receiver::statuses(&[], 204).await;
+    let (status, c) = stack.call("POST", "/v1/subscriptions", Some(json!({"url": thin.url, "events": ["project.*"], "payload": "thin"}))).await;
+    assert_eq!((status, c["payload"].as_str()), (201, Some("thin")), "{c}");
+    let secret_c = c["secret"].as_str().unwrap().to_owned();
 
     // Non-ASCII text, escapes and a newline: the body must be verified byte for byte.
     let data = json!({"project_id": "p1", "name": "Café ✓ — naïve 😀", "note": "a \"quoted\" \\ back\nslash", "n": 1.5e3});
-    stack.publish("evt-interop-1", "project.created", data).await;
+    stack.publish("evt-interop-1", "project.created", data.clone()).await;
     let got_a = eventually(DEADLINE, "the delivery to (a)", || async { plain.received().into_iter().next() }).await;
     let got_b = eventually(DEADLINE, "the delivery to (b)", || async { rotating.received().into_iter().next() }).await;
     assert_eq!(got_b.header("webhook-signature").split(' ').count(), 2, "two signatures during the overlap: {}", got_b.header("webhook-signature"));
     assert_eq!(got_a.header("webhook-signature").split(' ').count(), 1);
     assert!(String::from_utf8_lossy(&got_a.body).contains("Café ✓ — naïve 😀"), "raw UTF-8 in the body");
+    let got_c = eventually(DEADLINE, "the delivery to (c)", || async { thin.received().into_iter().next() }).await;
+    let thin_body: Value = serde_json::from_slice(&got_c.body).expect("a JSON body");
+    let expected = json!({"event_id": "evt-interop-1", "event_type": "project.created", "tenant_id": "acme", "occurred_at": e2e::ENVELOPE_TIME, "delivery_id": got_c.header("webhook-id"), "thin": true});
+    assert_eq!(thin_body, expected, "the thin form");
+    // Its receiver fetches the data by the delivery id; the log shows what was POSTed.
+    let (status, detail) = stack.call("GET", &format!("/v1/deliveries/{}", got_c.header("webhook-id")), None).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!((&detail["event"]["data"], &detail["request"]["payload"]), (&data, &thin_body));
 
     let mut cases = vec![
         Case::from("delivery", &got_a, &secret_a, true, true),
@@ -165,6 +178,8 @@ async fn captured_deliveries_verify_alike_in_python_node_and_rust() {
         Case::from("rotation overlap, previous secret", &got_b, &old_b, true, false),
         Case::from("rotation overlap, unrelated secret", &got_b, Secret::generate().expose(), false, false),
         Case::from("wrong secret", &got_a, Secret::generate().expose(), false, false),
+        Case::from("thin payload", &got_c, &secret_c, true, true),
+        Case::from("thin payload, wrong secret", &got_c, Secret::generate().expose(), false, false),
     ];
 
     // Header names as a framework may present them: the libraries match case-insensitively.

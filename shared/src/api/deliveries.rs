@@ -78,6 +78,7 @@ impl From<&Delivery> for DeliveryOut {
 pub struct RequestOut {
     pub url: String,
     pub headers: BTreeMap<String, String>,
+    /// What is POSTed: the event, or its thin form for a subscription with `payload: thin`.
     pub payload: serde_json::Value,
 }
 
@@ -86,6 +87,9 @@ pub struct DeliveryDetailOut {
     #[serde(flatten)]
     pub delivery: DeliveryOut,
     pub request: RequestOut,
+    /// The event's whole envelope (`null` if no record keeps it): where a receiver of thin
+    /// payloads fetches `data`.
+    pub event: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -164,9 +168,14 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPa
     let d = find_delivery(&deps, &caller, &id).await?;
     let sub = deps.subscriptions.get(&caller.tenant, &d.id().subscription()).await?;
     let headers = request::shown_headers(d.id(), sub.as_ref(), &d.head().event_type);
-    let payload = d.event().map(|e| serde_json::from_str(&e.body).unwrap_or(serde_json::Value::Null)).unwrap_or(serde_json::Value::Null);
+    let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    let event = d.event().map(|e| json(&e.body)).unwrap_or(serde_json::Value::Null);
+    let payload = match (d.event(), &sub) {
+        (Some(e), Some(s)) => json(&request::payload(s, d.id(), &e.body)),
+        _ => event.clone(),
+    };
     let url = d.last_attempt().map(|a| a.url.clone()).or(sub.map(|s| s.url)).unwrap_or_default();
-    Ok(Json(DeliveryDetailOut { delivery: DeliveryOut::from(&d), request: RequestOut { url, headers, payload } }))
+    Ok(Json(DeliveryDetailOut { delivery: DeliveryOut::from(&d), request: RequestOut { url, headers, payload }, event }))
 }
 
 pub async fn attempts(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<ListOut<AttemptOut>>, ApiError> {

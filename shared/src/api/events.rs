@@ -119,6 +119,17 @@ pub struct EventOut {
     pub deliveries: Vec<EventDeliveryOut>,
 }
 
+/// Whether a subscription without a record of the event would have one queued: its types and,
+/// where it has a filter, the filter on the event's data (unknown for an event published on the
+/// queue, which then shows only once its delivery has a record).
+fn wanted(sub: &crate::ports::Subscriber, event_type: &str, data: Option<&serde_json::Value>) -> bool {
+    match (&sub.filter, data) {
+        (None, _) => sub.wants_type(event_type),
+        (Some(_), Some(data)) => sub.wants(event_type, data),
+        (Some(_), None) => false,
+    }
+}
+
 /// Which active subscriptions an event matched and each delivery's state.
 pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(event_id): IdPath, QueryParams(q): QueryParams<EventQuery>) -> Result<Json<EventOut>, ApiError> {
     caller.require(Scope::Read)?;
@@ -136,6 +147,8 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(event_id)
         (None, None) => return Err(ApiError::invalid("occurred_at", "is required for an event published on the queue (its own occurred_at)")),
     };
     let subs = deps.subscriptions.subscribers(&caller.tenant).await?;
+    // The event's data, if it was stored (published over HTTP): what filters select on.
+    let data = stored.as_ref().and_then(|e| serde_json::from_str::<EventIn>(&e.body).ok()).map(|e| e.data);
     let ids: Vec<DeliveryId> = subs.iter().map(|s| DeliveryId::derive(source, &caller.tenant, &event_id, occurred_at, &s.subscription_id)).collect();
     let heads = futures::future::try_join_all(ids.iter().map(|id| deps.ledger.head(id, Read::Eventual))).await?;
     if event_type.is_none() {
@@ -153,7 +166,7 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(event_id)
                 last_status_code: h.attempt.as_ref().and_then(|a| a.status_code),
                 delivery_id: id,
             },
-            None if event_type.as_deref().is_some_and(|t| sub.wants(t)) => EventDeliveryOut {
+            None if event_type.as_deref().is_some_and(|t| wanted(sub, t, data.as_ref())) => EventDeliveryOut {
                 subscription_id: sub.subscription_id.to_string(),
                 delivery_id: id,
                 status: DeliveryStatus::Queued,

@@ -48,6 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subscriptions/{id}/restore"),
     ("POST", "/v1/subscriptions/{id}/rotate-secret"),
     ("POST", "/v1/subscriptions/{id}/test"),
+    ("POST", "/v1/subscriptions/{id}/filter/test"),
     ("POST", "/v1/subscriptions/{id}/recover"),
     ("GET", "/v1/subscriptions/{id}/deliveries"),
     ("GET", "/v1/deliveries/{id}"),
@@ -72,6 +73,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route("/v1/subscriptions/{id}/restore", post(subscriptions::restore))
         .route("/v1/subscriptions/{id}/rotate-secret", post(subscriptions::rotate_secret))
         .route("/v1/subscriptions/{id}/test", post(deliveries::test))
+        .route("/v1/subscriptions/{id}/filter/test", post(subscriptions::test_filter))
         .route("/v1/subscriptions/{id}/recover", post(deliveries::recover))
         .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
         .route("/v1/deliveries/{id}", get(deliveries::get))

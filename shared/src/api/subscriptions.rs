@@ -12,7 +12,7 @@ use super::{page_limit, validate, IdPath, JsonBody, ListOut, QueryParams};
 use crate::config::Config;
 use crate::deps::Deps;
 use crate::ids::SubscriptionId;
-use crate::model::{EndpointAuth, Scope, Subscription};
+use crate::model::{EndpointAuth, PayloadMode, Scope, Subscription};
 use crate::ports::{ActiveChange, PortError, SubscriptionChange};
 use crate::signing::Secret;
 use axum::extract::{FromRequestParts, State};
@@ -22,6 +22,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -37,6 +38,10 @@ pub struct SubscriptionIn {
     pub name: Option<String>,
     pub description: Option<String>,
     pub events: Option<Vec<String>>,
+    /// A payload filter (see `docs/filters.md`); `null` or absent: every event of its types.
+    pub filter: Option<Value>,
+    /// `full` (absent or `null`) or `thin`.
+    pub payload: Option<PayloadMode>,
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
@@ -50,6 +55,7 @@ impl SubscriptionIn {
         validate::text("description", &self.description, validate::MAX_DESCRIPTION)?;
         let events = self.events.unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect());
         validate::events(&events)?;
+        let filter = self.filter.filter(|f| !f.is_null()).map(validate::filter).transpose()?;
         let headers = self.headers.unwrap_or_default();
         validate::headers(&headers)?;
         let auth = self.auth.unwrap_or_default();
@@ -57,6 +63,8 @@ impl SubscriptionIn {
         let mut sub = Subscription::new(tenant, self.url, events, now);
         sub.name = self.name;
         sub.description = self.description;
+        sub.filter = filter;
+        sub.payload = self.payload.unwrap_or_default();
         sub.enabled = self.enabled.unwrap_or(true);
         sub.headers = headers;
         sub.auth = auth;
@@ -64,7 +72,7 @@ impl SubscriptionIn {
     }
 }
 
-/// PATCH: absent fields stay; `null` clears `name` / `description`.
+/// PATCH: absent fields stay; `null` clears `name`, `description` and `filter`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionPatch {
@@ -74,6 +82,9 @@ pub struct SubscriptionPatch {
     #[serde(default, deserialize_with = "present")]
     pub description: Option<Option<String>>,
     pub events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub filter: Option<Option<Value>>,
+    pub payload: Option<PayloadMode>,
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
@@ -100,11 +111,18 @@ impl SubscriptionPatch {
         if let Some(auth) = &self.auth {
             validate::auth(auth)?;
         }
+        let filter = match self.filter {
+            Some(Some(f)) if !f.is_null() => Some(Some(validate::filter(f)?)),
+            Some(_) => Some(None),
+            None => None,
+        };
         Ok(SubscriptionChange {
             url: self.url,
             name: self.name,
             description: self.description,
             events: self.events,
+            filter,
+            payload: self.payload,
             enabled: self.enabled,
             headers: self.headers,
             auth: self.auth,
@@ -135,6 +153,8 @@ pub struct SubscriptionOut {
     pub name: Option<String>,
     pub description: Option<String>,
     pub events: Vec<String>,
+    pub filter: Option<Value>,
+    pub payload: PayloadMode,
     pub enabled: bool,
     pub active: bool,
     /// Custom header names; values are write-only (they often carry credentials).
@@ -160,6 +180,8 @@ impl From<&Subscription> for SubscriptionOut {
             name: s.name.clone(),
             description: s.description.clone(),
             events: s.events.clone(),
+            filter: s.filter.as_ref().map(|f| f.as_value().clone()),
+            payload: s.payload,
             enabled: s.enabled,
             active: s.active,
             headers: s.headers.keys().map(|k| (k.clone(), REDACTED.to_owned())).collect(),
@@ -325,4 +347,55 @@ pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath
     let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "signing secret rotated");
     Ok(tagged(StatusCode::OK, &sub, RotatedOut { secret: secret.expose().to_owned(), previous_secret_expires_at: until }))
+}
+
+/// `POST …/filter/test`: would this subscription get an event of this type with this `data`,
+/// and why (or why not)? With `filter` in the body, tries that filter instead of the saved one
+/// (validated as at update), so a filter can be tested before it is saved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTestIn {
+    pub event_type: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default, deserialize_with = "present")]
+    pub filter: Option<Option<Value>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FilterTestOut {
+    /// Whether fan-out would make a delivery of such an event to this subscription now.
+    pub delivered: bool,
+    /// Which check decided: `enabled`, `events` (the type patterns) or `filter`.
+    pub decided_by: String,
+    pub reason: String,
+}
+
+pub async fn test_filter(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, JsonBody(input): JsonBody<FilterTestIn>) -> Result<Json<FilterTestOut>, ApiError> {
+    caller.require(Scope::Read)?;
+    let sub = find(&deps, &caller, &id).await?;
+    if !crate::matching::is_valid_event_type(&input.event_type) {
+        return Err(ApiError::invalid("event_type", "must be a dotted name of [a-z0-9_] segments, e.g. project.created"));
+    }
+    let filter = match input.filter {
+        Some(Some(f)) if !f.is_null() => Some(validate::filter(f)?),
+        Some(_) => None,
+        None => sub.filter.clone(),
+    };
+    let out = |delivered: bool, decided_by: &str, reason: String| Json(FilterTestOut { delivered, decided_by: decided_by.into(), reason });
+    if !(sub.enabled && sub.active) {
+        let state = if sub.active { "disabled" } else { "deleted" };
+        return Ok(out(false, "enabled", format!("the subscription is {state}: it gets no events")));
+    }
+    let subscriber = crate::ports::Subscriber { filter: None, ..crate::ports::Subscriber::from(&sub) };
+    if !subscriber.wants_type(&input.event_type) {
+        return Ok(out(false, "events", format!("{} matches none of its event types ({})", input.event_type, sub.events.join(", "))));
+    }
+    Ok(match filter {
+        None => out(true, "events", format!("{} matches its event types and it has no filter", input.event_type)),
+        Some(f) => match f.explain(&input.event_type, &input.data) {
+            Ok(()) => out(true, "filter", "its event types and its filter both match".into()),
+            Err(why) => out(false, "filter", why),
+        },
+    })
 }

@@ -129,6 +129,7 @@ async fn another_tenant_gets_404_on_every_object_route() {
         ("POST", format!("/v1/subscriptions/{id}/restore"), None),
         ("POST", format!("/v1/subscriptions/{id}/rotate-secret"), None),
         ("POST", format!("/v1/subscriptions/{id}/test"), None),
+        ("POST", format!("/v1/subscriptions/{id}/filter/test"), Some(json!({"event_type": "project.created", "data": {}}))),
         ("POST", format!("/v1/subscriptions/{id}/recover"), Some(json!({"since": "2026-01-01T00:00:00Z"}))),
         ("GET", format!("/v1/subscriptions/{id}/deliveries"), None),
         ("GET", format!("/v1/deliveries/{dlv}"), None),
@@ -149,7 +150,7 @@ async fn another_tenant_gets_404_on_every_object_route() {
 
 /// A random JSON value, biased towards the shapes the API reads.
 fn random_value(rng: &mut impl Rng, depth: u32) -> Value {
-    let keys = ["url", "events", "enabled", "name", "description", "headers", "auth", "type", "username", "password", "header", "value", "since", "scopes", "event_type", "event_id", "data", "tenant_id", "occurred_at", "\u{0}", "ü"];
+    let keys = ["url", "events", "filter", "payload", "$or", "$not", "data.a", "$gt", "enabled", "name", "description", "headers", "auth", "type", "username", "password", "header", "value", "since", "scopes", "event_type", "event_id", "data", "tenant_id", "occurred_at", "\u{0}", "ü"];
     let strings = ["", "https://example.com/h", "http://10.0.0.1/", "project.*", "*", "webhooks:read", "basic", "api_key", "2026-11-22T10:00:00Z", "\u{202e}rtl", "../../etc/passwd", "a\u{0}b", "😀"];
     match rng.gen_range(0..if depth > 2 { 5 } else { 7 }) {
         0 => Value::Null,
@@ -173,6 +174,7 @@ async fn random_json_bodies_never_cause_a_server_error() {
         ("POST", "/v1/subscriptions".to_owned()),
         ("PATCH", format!("/v1/subscriptions/{id}")),
         ("POST", format!("/v1/subscriptions/{id}/recover")),
+        ("POST", format!("/v1/subscriptions/{id}/filter/test")),
         ("POST", "/v1/events".to_owned()),
         ("POST", "/v1/api-keys".to_owned()),
     ];
@@ -181,7 +183,7 @@ async fn random_json_bodies_never_cause_a_server_error() {
         let mut body = random_value(&mut rng, 0);
         if i % 3 == 0 {
             // Mostly-valid objects reach deeper validation.
-            body = json!({"url": "https://example.com/h", "events": random_value(&mut rng, 1), "headers": random_value(&mut rng, 1), "auth": random_value(&mut rng, 1)});
+            body = json!({"url": "https://example.com/h", "events": random_value(&mut rng, 1), "filter": random_value(&mut rng, 1), "headers": random_value(&mut rng, 1), "auth": random_value(&mut rng, 1)});
         }
         let (status, resp) = app.call(method, path, Some(&key), Some(body.clone())).await;
         assert!(!status.is_server_error(), "{method} {path} with {body} → {status} {resp}");

@@ -31,6 +31,11 @@ pub fn text(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiEr
     }
 }
 
+/// A payload filter: the error names the place at fault (`filter.$or[1].data.amount.$gt`).
+pub fn filter(value: serde_json::Value) -> Result<crate::filter::Filter, ApiError> {
+    crate::filter::Filter::parse(value).map_err(|e| ApiError::invalid(e.path, e.message))
+}
+
 /// Patterns: non-empty, well-formed, and each covering a catalogue type.
 pub fn events(events: &[String]) -> Result<(), ApiError> {
     if events.is_empty() {

@@ -149,9 +149,9 @@ pub async fn append(deps: &Deps, mut record: Record, message_id: &str) -> PortRe
 /// appended).
 pub async fn post(deps: &Deps, sub: &Subscription, d: &Deliver, trigger: Trigger, timeout: std::time::Duration) -> (Attempt, DeliveryOutcome) {
     let started_at = OffsetDateTime::now_utc();
-    let body = d.body.get().as_bytes();
-    let headers = request::signed_headers(&d.delivery_id, sub, &d.event_type, body, started_at);
-    let outcome = deps.sender.post_within(&sub.url, headers, body.to_vec(), timeout).await;
+    let body = request::payload(sub, &d.delivery_id, d.body.get()).into_owned().into_bytes();
+    let headers = request::signed_headers(&d.delivery_id, sub, &d.event_type, &body, started_at);
+    let outcome = deps.sender.post_within(&sub.url, headers, body, timeout).await;
     let response = outcome.response().clone();
     let (error_class, error_message) = match &outcome {
         DeliveryOutcome::Delivered(_) => (None, None),

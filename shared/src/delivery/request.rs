@@ -4,7 +4,8 @@
 //! every secret-bearing value redacted.
 
 use crate::ids::DeliveryId;
-use crate::model::{EndpointAuth, Subscription};
+use crate::model::{EndpointAuth, PayloadMode, Subscription};
+use std::borrow::Cow;
 use crate::signing;
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -12,6 +13,14 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 pub const REDACTED: &str = "<redacted>";
+
+/// The body a delivery of `envelope` POSTs to `sub`: the envelope itself, or its thin form.
+pub fn payload<'a>(sub: &Subscription, delivery: &DeliveryId, envelope: &'a str) -> Cow<'a, str> {
+    match sub.payload {
+        PayloadMode::Full => Cow::Borrowed(envelope),
+        PayloadMode::Thin => Cow::Owned(crate::envelope::thin_body(envelope, delivery)),
+    }
+}
 
 /// The headers of a POST of `body` for `delivery` at `at`.
 pub fn signed_headers(delivery: &DeliveryId, sub: &Subscription, event_type: &str, body: &[u8], at: OffsetDateTime) -> HeaderMap {

@@ -141,7 +141,7 @@ pub async fn tenant_subscriptions(deps: &Deps, event: &EventIn) -> Result<Arc<Ve
 /// The delivery tasks of one event: one per subscription that wants it.
 pub async fn tasks_for(event: &EventIn, source: EventSource, check: bool, deps: &Deps) -> Result<Vec<DeliveryTask>, FanoutError> {
     let subs = tenant_subscriptions(deps, event).await?;
-    let matching: Vec<&Subscriber> = subs.iter().filter(|s| s.wants(&event.event_type)).collect();
+    let matching: Vec<&Subscriber> = subs.iter().filter(|s| s.wants(&event.event_type, &event.data)).collect();
     if matching.is_empty() {
         return Ok(Vec::new());
     }

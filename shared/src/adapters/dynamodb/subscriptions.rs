@@ -1,6 +1,6 @@
 //! The Subscriptions table: (`tenant_id`, `subscription_id`), with a sparse GSI `active`
-//! (`active_tenant`, `subscription_id`; projecting what fan-out matches: `events`, `enabled`,
-//! `version`) whose key the adapter sets only on active subscriptions, and the TTL `purge_at`
+//! (`active_tenant`, `subscription_id`; projecting what fan-out matches: `events`, `filter`,
+//! `enabled`, `version`) whose key the adapter sets only on active subscriptions, and the TTL `purge_at`
 //! on deleted ones. A tenant's count of active subscriptions lives on its Tenants item
 //! (`active_subscriptions`) and moves in the same transaction as the subscription.
 //!
@@ -202,6 +202,14 @@ impl SubscriptionStore for DynamoSubscriptions {
         }
         if let Some(v) = &change.events {
             put("events", av(v)?, &mut set);
+        }
+        match &change.filter {
+            Some(Some(f)) => put("filter", s(&f.to_text()), &mut set),
+            Some(None) => remove.push("filter"),
+            None => {}
+        }
+        if let Some(v) = change.payload {
+            put("payload", s(v.as_str()), &mut set);
         }
         if let Some(v) = &change.headers {
             put("headers", av(v)?, &mut set);
