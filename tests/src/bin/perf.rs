@@ -1011,7 +1011,7 @@ fn purpose(op: &str, target: &str) -> &'static str {
         ("ReceiveMessage", "EventsQueue") => "fan-out ESM poll: a batch of events",
         ("DeleteMessageBatch", "EventsQueue") => "fan-out ESM: delete the handled events",
         ("GetItem", "Tenants") => "fan-out: is the tenant known (cached 10 s)",
-        ("Query", "Subscriptions") => "fan-out: tenant's subscriptions (cached 10 s)",
+        ("Query", "Subscriptions.active") => "fan-out: tenant's active subscriptions, from the sparse index (cached 10 s)",
         ("PutItem", "Deliveries") => "delivery: append the attempt's ledger record (conditional on its seq)",
         ("UpdateItem", "Deliveries") => "delivery: claim / mark the head record (conditional)",
         ("SendMessageBatch", "DeliveryQueue") => "fan-out: enqueue delivery tasks (<= 10 per call)",
@@ -1936,7 +1936,7 @@ struct F7 {
 async fn fig7(sdk: &aws_config::SdkConfig, sink: &Sink, plan: &Plan) -> F7 {
     section("Figure 7: end to end: publish -> fan-out -> delivery -> receipt, LocalStack beside in-memory adapters");
     let extra = [("RETRY_SCHEDULE", "60"), ("ALLOW_HTTP", "true"), ("ALLOW_PRIVATE_TARGETS", "true")];
-    let stack = provision_stack("f7", &[("DeliveryMaxReceiveCount", "2".into())], &extra);
+    let stack = provision_stack("f7", &[("DeliveryMaxReceiveCount", "12".into())], &extra);
     let opts = runner::Options { wait_seconds: 1, fanout_pollers: 2, delivery_pollers: 2, calls: None, ..Default::default() };
     let runner = runner::Runner::start(sdk, stack.config.clone(), opts).await.expect("runner starts");
     let tenant = TenantId::parse("acme").unwrap();
@@ -2151,7 +2151,7 @@ fn main() {
         let needs_a = [2, 3, 4, 5].iter().any(|f| args.wants(*f));
         if needs_a {
             let extra = [("RETRY_SCHEDULE", "300"), ("ALLOW_HTTP", "true"), ("ALLOW_PRIVATE_TARGETS", "true")];
-            let stack = provision_stack("a", &[("DeliveryMaxReceiveCount", "2".into())], &extra);
+            let stack = provision_stack("a", &[("DeliveryMaxReceiveCount", "12".into())], &extra);
             shared::queue_check::check_delivery_queue(&aws_sdk_sqs::Client::new(&sdk), &stack.config).await.expect("queue fits the schedule");
             let counter = CallCounter::default();
             let ledger = Ledger::new(&stack.config);
