@@ -132,6 +132,32 @@ function filterEditor(current, sub) {
   return { el, value };
 }
 
+/** Its own retry policy (waits after each failed attempt, and a timeout), within the stack's;
+ * both empty: the stack's. "none" makes a single attempt. */
+function retryEditor(current) {
+  const waits = h('input', { name: 'retry_schedule', autocomplete: 'off', placeholder: "the stack's (e.g. 60, 600, 3600)", value: current?.schedule ? (current.schedule.length ? current.schedule.join(', ') : 'none') : '' });
+  const timeout = h('input', { name: 'retry_timeout', inputmode: 'numeric', autocomplete: 'off', placeholder: "the stack's", value: current?.timeout_ms ?? '' });
+  const value = () => {
+    const out = {};
+    const w = waits.value.trim();
+    if (w === 'none') out.schedule = [];
+    else if (w) {
+      out.schedule = w.split(/[\s,]+/).filter(Boolean).map(Number);
+      if (out.schedule.some((n) => !Number.isInteger(n))) throw { field: 'retry.schedule', message: 'whole numbers of seconds, separated by commas (or "none" for a single attempt)' };
+    }
+    const t = timeout.value.trim();
+    if (t) {
+      out.timeout_ms = Number(t);
+      if (!Number.isInteger(out.timeout_ms)) throw { field: 'retry.timeout_ms', message: 'a whole number of milliseconds' };
+    }
+    return Object.keys(out).length ? out : null;
+  };
+  const el = group('Retry policy', 'retry',
+    h('p', { class: 'hint' }, "Optional, within the service's own bounds: the waits before each retry of a failed delivery, and how long to wait for your endpoint. Empty: the service's defaults."),
+    h('div', { class: 'sub-fields' }, field('Retry waits (seconds)', waits, { field: 'retry.schedule' }), field('Timeout (ms)', timeout, { field: 'retry.timeout_ms' })));
+  return { el, value };
+}
+
 /** Endpoint auth: none, HTTP Basic or an API-key header. Credentials are write-only. */
 function authEditor(current, editing) {
   let dirty = false;
@@ -180,6 +206,7 @@ export async function subscriptionForm({ params: [id] }) {
   const thin = h('input', { type: 'checkbox', name: 'payload', checked: s.payload === 'thin', id: nextId('th') });
   const events = eventPicker(types, s.events);
   const filter = filterEditor(s.filter, sub);
+  const retry = retryEditor(s.retry);
   const headers = headerEditor(s.headers, !!sub);
   const auth = authEditor(s.auth, !!sub);
   const submit = h('button', { type: 'submit' }, sub ? 'Save changes' : 'Create subscription');
@@ -189,7 +216,7 @@ export async function subscriptionForm({ params: [id] }) {
     field('Name (optional)', name), field('Description (optional)', description),
     events.el, filter.el,
     h('div', { class: 'field', 'data-field': 'payload' }, h('label', { class: 'check', for: thin.id }, thin, ' Thin payloads (send the event without its data; the receiver fetches it by delivery id)'), h('p', { class: 'field-error', hidden: true })),
-    headers.el, auth.el,
+    retry.el, headers.el, auth.el,
     h('div', { class: 'field', 'data-field': 'enabled' }, h('label', { class: 'check', for: enabled.id }, enabled, ' Enabled (deliver events to this endpoint)'), h('p', { class: 'field-error', hidden: true })),
     h('div', { class: 'actions' }, submit, h('a', { href: cancel, class: 'button secondary' }, 'Cancel')));
   const section = h('section', {}, h('h1', {}, sub ? `Edit ${sub.name || 'subscription'}` : 'New subscription'), form);
@@ -201,7 +228,7 @@ export async function subscriptionForm({ params: [id] }) {
     try {
       const ev = events.value();
       if (!ev.length) throw { field: 'events', message: 'Pick at least one event type (or All events).' };
-      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
+      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', retry: retry.value(), enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
       if (!sub) for (const k of Object.keys(body)) if (body[k] == null) delete body[k];
       // Editing: only what changed is sent, so a change made elsewhere meanwhile (say, the
       // service disabling the endpoint) is not overwritten by this form's stale copy of it.
@@ -240,7 +267,7 @@ export async function subscriptionForm({ params: [id] }) {
 function changes(s, body) {
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const sorted = (v) => [...v].sort();
-  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), filter: s.filter ?? null, payload: s.payload || 'full', enabled: s.enabled };
+  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), filter: s.filter ?? null, payload: s.payload || 'full', retry: s.retry ?? null, enabled: s.enabled };
   const out = {};
   for (const [k, v] of Object.entries(body)) {
     if (v === undefined) continue; // headers and auth: untouched

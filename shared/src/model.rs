@@ -52,6 +52,9 @@ pub struct Subscription {
     /// What a delivery POSTs: the whole envelope, or its thin form.
     #[serde(default)]
     pub payload: PayloadMode,
+    /// Its own retry schedule and timeout, within the stack's (`None`: the stack's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySettings>,
     pub enabled: bool,
     /// `false` once soft-deleted.
     pub active: bool,
@@ -101,6 +104,7 @@ impl Subscription {
             events,
             filter: None,
             payload: PayloadMode::Full,
+            retry: None,
             enabled: true,
             active: true,
             headers: BTreeMap::new(),
@@ -119,6 +123,19 @@ impl Subscription {
     }
 
 
+    /// The retry schedule its deliveries follow: its own, or the stack's.
+    pub fn retry_policy<'a>(&self, stack: &'a crate::retry::RetryPolicy) -> std::borrow::Cow<'a, crate::retry::RetryPolicy> {
+        match self.retry.as_ref().and_then(|r| r.schedule.as_ref()) {
+            Some(waits) => std::borrow::Cow::Owned(crate::retry::RetryPolicy::new(waits.iter().map(|s| std::time::Duration::from_secs(*s)).collect())),
+            None => std::borrow::Cow::Borrowed(stack),
+        }
+    }
+
+    /// How long a delivery waits for the endpoint: its own timeout, or the stack's.
+    pub fn delivery_timeout(&self, stack: std::time::Duration) -> std::time::Duration {
+        self.retry.as_ref().and_then(|r| r.timeout_ms).map(std::time::Duration::from_millis).map_or(stack, |t| t.min(stack))
+    }
+
     /// The secrets that sign a delivery at `now`: the current one, plus the previous one during
     /// a rotation's overlap.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&Secret> {
@@ -130,6 +147,19 @@ impl Subscription {
         }
         out
     }
+}
+
+/// A subscription's own retry policy (TRST retries for 14 days and waits 20 s): the waits after
+/// each failed attempt and the endpoint timeout, each bounded by the stack's own (the queue is
+/// sized for those; see `api::validate::retry`). Absent parts are the stack's.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Seconds to wait after failed attempt 1, 2, …; `[]`: a single attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Vec<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// What a subscription's deliveries POST (TrustPager's "include trigger data"): the event's whole

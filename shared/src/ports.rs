@@ -123,6 +123,8 @@ pub struct SubscriptionChange {
     /// `Some(None)` removes it.
     pub filter: Option<Option<crate::filter::Filter>>,
     pub payload: Option<crate::model::PayloadMode>,
+    /// `Some(None)` returns to the stack's policy.
+    pub retry: Option<Option<crate::model::RetrySettings>>,
     /// `true` also starts a fresh health record (no failures, no `disabled_reason`); `false`
     /// clears `disabled_reason` (a user disabled it).
     pub enabled: Option<bool>,
@@ -154,6 +156,9 @@ impl SubscriptionChange {
         }
         if let Some(v) = self.payload {
             s.payload = v;
+        }
+        if let Some(v) = &self.retry {
+            s.retry = v.clone();
         }
         if let Some(v) = &self.headers {
             s.headers = v.clone();

@@ -429,6 +429,33 @@ await test('edit page: the payload filter is checked next to its field, tried on
   }
 });
 
+await test('edit page: a retry policy outside the service\'s bounds is refused next to its field; within them it is saved', async () => {
+  await page.goto(`${BASE}/console/#/subscriptions/${subId}/edit`);
+  const waits = main.getByLabel('Retry waits (seconds)');
+  await waits.waitFor();
+  assert.equal(await waits.inputValue(), '', "the service's policy");
+  // This deployment retries once, after 1 s: two waits are more than it allows.
+  await waits.fill('1, 1');
+  await main.getByRole('button', { name: 'Save changes' }).click();
+  const error = main.locator('[data-field="retry.schedule"] .field-error');
+  await until('the schedule error', async () => /at most 1 waits/.test(await error.textContent()), 10);
+  assert.equal(await waits.getAttribute('aria-invalid'), 'true');
+  await waits.fill('1');
+  await main.getByLabel('Timeout (ms)').fill('2000');
+  await main.getByRole('button', { name: 'Save changes' }).click();
+  await main.getByText('Changes saved.').waitFor();
+  const saved = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  assert.deepEqual(saved.retry, { schedule: [1], timeout_ms: 2000 });
+  await page.goto(`${BASE}/console/#/subscriptions/${subId}/edit`);
+  await until('the saved policy in the form', async () => (await main.getByLabel('Retry waits (seconds)').inputValue()) === '1', 10);
+  await main.getByLabel('Retry waits (seconds)').fill('');
+  await main.getByLabel('Timeout (ms)').fill('');
+  await main.getByRole('button', { name: 'Save changes' }).click();
+  await main.getByText('Changes saved.').waitFor();
+  const cleared = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  assert.equal(cleared.retry, null);
+});
+
 await test('the API key never appears in a URL, local storage or the page; no CSP violation or script error; sign-out forgets it', async () => {
   assert.ok(requestUrls.length > 20);
   assert.deepEqual(requestUrls.filter((u) => u.includes(KEY)), []);

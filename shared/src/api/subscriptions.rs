@@ -12,7 +12,7 @@ use super::{page_limit, validate, IdPath, JsonBody, ListOut, QueryParams};
 use crate::config::Config;
 use crate::deps::Deps;
 use crate::ids::SubscriptionId;
-use crate::model::{EndpointAuth, PayloadMode, Scope, Subscription};
+use crate::model::{EndpointAuth, PayloadMode, RetrySettings, Scope, Subscription};
 use crate::ports::{ActiveChange, PortError, SubscriptionChange};
 use crate::signing::Secret;
 use axum::extract::{FromRequestParts, State};
@@ -42,6 +42,8 @@ pub struct SubscriptionIn {
     pub filter: Option<Value>,
     /// `full` (absent or `null`) or `thin`.
     pub payload: Option<PayloadMode>,
+    /// Its own retry schedule and timeout within the stack's; absent or `null`: the stack's.
+    pub retry: Option<RetrySettings>,
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
@@ -56,6 +58,9 @@ impl SubscriptionIn {
         let events = self.events.unwrap_or_else(|| DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect());
         validate::events(&events)?;
         let filter = self.filter.filter(|f| !f.is_null()).map(validate::filter).transpose()?;
+        if let Some(r) = &self.retry {
+            validate::retry(config, r)?;
+        }
         let headers = self.headers.unwrap_or_default();
         validate::headers(&headers)?;
         let auth = self.auth.unwrap_or_default();
@@ -65,6 +70,7 @@ impl SubscriptionIn {
         sub.description = self.description;
         sub.filter = filter;
         sub.payload = self.payload.unwrap_or_default();
+        sub.retry = self.retry;
         sub.enabled = self.enabled.unwrap_or(true);
         sub.headers = headers;
         sub.auth = auth;
@@ -72,7 +78,7 @@ impl SubscriptionIn {
     }
 }
 
-/// PATCH: absent fields stay; `null` clears `name`, `description` and `filter`.
+/// PATCH: absent fields stay; `null` clears `name`, `description`, `filter` and `retry`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionPatch {
@@ -85,6 +91,8 @@ pub struct SubscriptionPatch {
     #[serde(default, deserialize_with = "present")]
     pub filter: Option<Option<Value>>,
     pub payload: Option<PayloadMode>,
+    #[serde(default, deserialize_with = "present")]
+    pub retry: Option<Option<RetrySettings>>,
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
@@ -111,6 +119,9 @@ impl SubscriptionPatch {
         if let Some(auth) = &self.auth {
             validate::auth(auth)?;
         }
+        if let Some(Some(r)) = &self.retry {
+            validate::retry(config, r)?;
+        }
         let filter = match self.filter {
             Some(Some(f)) if !f.is_null() => Some(Some(validate::filter(f)?)),
             Some(_) => Some(None),
@@ -123,6 +134,7 @@ impl SubscriptionPatch {
             events: self.events,
             filter,
             payload: self.payload,
+            retry: self.retry,
             enabled: self.enabled,
             headers: self.headers,
             auth: self.auth,
@@ -155,6 +167,8 @@ pub struct SubscriptionOut {
     pub events: Vec<String>,
     pub filter: Option<Value>,
     pub payload: PayloadMode,
+    /// Its own retry policy as given (`null`: the stack's).
+    pub retry: Option<RetrySettings>,
     pub enabled: bool,
     pub active: bool,
     /// Custom header names; values are write-only (they often carry credentials).
@@ -182,6 +196,7 @@ impl From<&Subscription> for SubscriptionOut {
             events: s.events.clone(),
             filter: s.filter.as_ref().map(|f| f.as_value().clone()),
             payload: s.payload,
+            retry: s.retry.clone(),
             enabled: s.enabled,
             active: s.active,
             headers: s.headers.keys().map(|k| (k.clone(), REDACTED.to_owned())).collect(),

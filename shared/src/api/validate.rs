@@ -36,6 +36,34 @@ pub fn filter(value: serde_json::Value) -> Result<crate::filter::Filter, ApiErro
     crate::filter::Filter::parse(value).map_err(|e| ApiError::invalid(e.path, e.message))
 }
 
+/// A subscription's own retry policy, within the stack's: at most as many retries as the stack's
+/// schedule, each wait 1 s to 12 h, adding up to no more than the stack's (the delivery queue's
+/// receive count and retention are checked against those at every cold start), and a timeout of
+/// 1 s up to the stack's `DELIVERY_TIMEOUT_MS`.
+pub fn retry(config: &Config, r: &crate::model::RetrySettings) -> Result<(), ApiError> {
+    let max_visibility = crate::retry::MAX_VISIBILITY.as_secs();
+    if let Some(waits) = &r.schedule {
+        let most = config.retry.max_attempts() - 1;
+        if waits.len() as u32 > most {
+            return Err(ApiError::invalid("retry.schedule", format!("at most {most} waits (the stack's schedule has {most}; raise the stack's RetrySchedule for more)")));
+        }
+        if let Some(i) = waits.iter().position(|w| *w < 1 || *w > max_visibility) {
+            return Err(ApiError::invalid(format!("retry.schedule[{i}]"), format!("must be 1-{max_visibility} seconds (SQS hides a message for at most 12 h)")));
+        }
+        let (total, stack) = (waits.iter().sum::<u64>(), config.retry.total_delay().as_secs());
+        if total > stack {
+            return Err(ApiError::invalid("retry.schedule", format!("adds up to {total} s; the stack allows at most {stack} s (its own schedule's total)")));
+        }
+    }
+    if let Some(ms) = r.timeout_ms {
+        let stack = config.delivery_timeout.as_millis() as u64;
+        if !(1000..=stack).contains(&ms) {
+            return Err(ApiError::invalid("retry.timeout_ms", format!("must be 1000-{stack} ms (the stack's DELIVERY_TIMEOUT_MS is the most)")));
+        }
+    }
+    Ok(())
+}
+
 /// Patterns: non-empty, well-formed, and each covering a catalogue type.
 pub fn events(events: &[String]) -> Result<(), ApiError> {
     if events.is_empty() {

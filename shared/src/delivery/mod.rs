@@ -111,14 +111,15 @@ async fn deliver(d: &Deliver, r: &Received, deps: &Deps, figures: &metrics::Batc
         }
     };
 
-    let (attempt, outcome) = post(deps, &sub, d, d.trigger, deps.config.delivery_timeout).await;
+    let (attempt, outcome) = post(deps, &sub, d, d.trigger, sub.delivery_timeout(deps.config.delivery_timeout)).await;
     deps.faults.point("delivery.after_post").await;
     let failure = match &outcome {
         DeliveryOutcome::Delivered(_) => None,
         DeliveryOutcome::Failed { class, retry_after, response, .. } => Some((*class, response.status, *retry_after)),
     };
-    let verdict = plan::verdict(&deps.config.retry, deps.config.min_throttle_delay, next.run(), failure);
-    let (written, owner) = append(deps, next.attempted(attempt, verdict, deps.config.retry.max_attempts()), &r.message_id).await?;
+    let policy = sub.retry_policy(&deps.config.retry);
+    let verdict = plan::verdict(&policy, deps.config.min_throttle_delay, next.run(), failure);
+    let (written, owner) = append(deps, next.attempted(attempt, verdict, policy.max_attempts()), &r.message_id).await?;
     deps.faults.point("delivery.after_append").await;
     update_health(deps, &sub, &outcome, verdict, now).await;
     report(&written, verdict, &outcome, figures);

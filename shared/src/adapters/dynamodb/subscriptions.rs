@@ -211,6 +211,11 @@ impl SubscriptionStore for DynamoSubscriptions {
         if let Some(v) = change.payload {
             put("payload", s(v.as_str()), &mut set);
         }
+        match &change.retry {
+            Some(Some(r)) => put("retry", av(r)?, &mut set),
+            Some(None) => remove.push("retry"),
+            None => {}
+        }
         if let Some(v) = &change.headers {
             put("headers", av(v)?, &mut set);
         }
