@@ -1,5 +1,7 @@
-//! The event-type catalogue: data in `shared/data/event-types.json` (name, description, example
-//! payload, JSON Schema), embedded at build time. Adding a type is an edit of that file only.
+//! The event-type catalogue: data in `shared/data/event-types.json` (name, source, description,
+//! example payload, JSON Schema), embedded at build time. Adding a type is an edit of that file
+//! only: an operator's own types say `"source": "operator"`; the others are the source
+//! documents' (the tests below keep those exactly as the documents name them).
 
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -7,6 +9,10 @@ use std::sync::OnceLock;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventType {
     pub name: String,
+    /// The source document that names it (`TRUST+`, `TRST`, `Trustist`, `TrustPager`), or
+    /// `operator` for a type the deployment added.
+    #[serde(default)]
+    pub source: Option<String>,
     pub description: String,
     pub example: serde_json::Value,
     pub schema: serde_json::Value,
@@ -46,22 +52,28 @@ mod tests {
     }
 
     /// The events the source documents name: TRUST+ (14), TRST (3), Trustist (1) and
-    /// TrustPager's examples (3); nothing else.
-    const SOURCE_DOCUMENTS: &[&str] = &[
-        "project.created", "project.updated", "project.deleted", "project.restored", "media.added", "recording.added", "recording.reassigned",
-        "visit.created", "visit.updated", "visit.deleted", "visit.completed", "visit.media.added", "visit.media.available", "visit.recording.added",
-        "enrollment.completed", "demo.scan.success", "webhook.test",
-        "onboard.session.completed",
-        "opportunity.updated", "contact.created", "form.submitted",
+    /// TrustPager's examples (3).
+    const SOURCE_DOCUMENTS: &[(&str, &[&str])] = &[
+        ("TRUST+", &["project.created", "project.updated", "project.deleted", "project.restored", "media.added", "recording.added", "recording.reassigned", "visit.created", "visit.updated", "visit.deleted", "visit.completed", "visit.media.added", "visit.media.available", "visit.recording.added"]),
+        ("TRST", &["enrollment.completed", "demo.scan.success", "webhook.test"]),
+        ("Trustist", &["onboard.session.completed"]),
+        ("TrustPager", &["opportunity.updated", "contact.created", "form.submitted"]),
     ];
 
+    /// Every event of the source documents is there, credited to its document; every other
+    /// entry is marked as the operator's own.
     #[test]
-    fn the_catalogue_is_the_source_documents_events() {
-        let mut have = names();
-        have.sort();
-        let mut want = SOURCE_DOCUMENTS.to_vec();
-        want.sort();
-        assert_eq!(have, want);
+    fn the_catalogue_holds_the_source_documents_events_and_marks_the_rest() {
+        for (document, events) in SOURCE_DOCUMENTS {
+            for name in *events {
+                let t = all().iter().find(|t| t.name == *name).unwrap_or_else(|| panic!("{name} ({document}) is missing"));
+                assert_eq!(t.source.as_deref(), Some(*document), "{name}");
+            }
+        }
+        for t in all() {
+            let documented = SOURCE_DOCUMENTS.iter().any(|(_, events)| events.contains(&t.name.as_str()));
+            assert!(documented || t.source.as_deref() == Some("operator"), "{}: not in a source document, so it must say \"source\": \"operator\"", t.name);
+        }
     }
 
     /// Each example holds its schema's required properties, each of the declared JSON type.
