@@ -17,6 +17,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/subscriptions.js", "text/javascript; charset=utf-8", include_str!("../console/subscriptions.js")),
     ("/deliveries.js", "text/javascript; charset=utf-8", include_str!("../console/deliveries.js")),
     ("/catalogue.js", "text/javascript; charset=utf-8", include_str!("../console/catalogue.js")),
+    ("/charts.js", "text/javascript; charset=utf-8", include_str!("../console/charts.js")),
     ("/app.css", "text/css; charset=utf-8", include_str!("../console/app.css")),
 ];
 

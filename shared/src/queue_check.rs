@@ -165,6 +165,18 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_schedule_the_template_holds_is_nine_days() {
+        // The template's queue (30 receives, 14 days, 180 s) and the default backoff: 18 waits of
+        // 12 h (9 days, 19 attempts) fit; a 19th does not, so a 14-day horizon (TRST's) cannot
+        // leave room for infrastructure retries on a 14-day queue.
+        let template = QueueSettings { max_receive_count: Some(30), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(180) };
+        let nine = config(&[("RETRY_SCHEDULE", vec!["43200"; 18].join(",").as_str())]);
+        assert!(delivery_problems(&nine, &template).is_empty(), "{:?}", delivery_problems(&nine, &template));
+        let more = config(&[("RETRY_SCHEDULE", vec!["43200"; 19].join(",").as_str())]);
+        assert!(delivery_problems(&more, &template).first().is_some_and(|p| p.contains("keeps messages")), "{:?}", delivery_problems(&more, &template));
+    }
+
+    #[test]
     fn an_events_queue_without_a_dlq_or_that_drops_before_it_is_refused() {
         let c = config(&[]);
         let template = QueueSettings { max_receive_count: Some(20), retention: Duration::from_secs(1_209_600), visibility_timeout: Duration::from_secs(60) };

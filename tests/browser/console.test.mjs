@@ -281,6 +281,32 @@ await test('"Recover failures since…" checks its field and queues the failed d
   });
 });
 
+await test('the deliveries page charts the subscription\'s health, bar for bar as the stats route counts it', async () => {
+  await page.goto(`${BASE}/console/#/subscriptions/${subId}/deliveries`);
+  for (const [button, window, bars] of [['Last 24 hours', '24h', 24], ['Last 7 days', '7d', 7]]) {
+    // Deliveries of the story may still be settling: redraw until the chart and the route agree
+    // on a moment when nothing changed between the two reads.
+    let stats;
+    let drawn;
+    await until(`the ${window} chart to match the stats route`, async () => {
+      await main.getByRole('button', { name: button }).click();
+      await until(`${bars} bars`, async () => (await main.locator('svg.deliveries-chart g.bar').count()) === bars && !(await main.locator('.health-body[aria-busy]').count()), 10);
+      drawn = await main.locator('svg.deliveries-chart g.bar').evaluateAll((gs) => gs.map((g) => ({ start: g.dataset.start, delivered: +g.dataset.delivered, failed: +g.dataset.failed, pending: +g.dataset.pending })));
+      stats = await (await fetch(`${BASE}/v1/subscriptions/${subId}/stats?window=${window}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+      return JSON.stringify(drawn) === JSON.stringify(stats.buckets.map((b) => ({ start: b.start, delivered: b.delivered, failed: b.failed, pending: b.pending })));
+    }, 30);
+    assert.ok(stats.totals.deliveries > 0 && stats.totals.failed_attempts > 0, `the story so far has failed attempts: ${JSON.stringify(stats.totals)}`);
+    const summary = main.locator('.health-summary');
+    assert.equal(+(await summary.getAttribute('data-deliveries')), stats.totals.deliveries);
+    assert.match(await summary.textContent(), new RegExp(`^${stats.totals.deliveries} deliveries · `));
+    // Each drawn bar is as tall as its count: the stacked rects' heights are in proportion.
+    const heights = await main.locator('svg.deliveries-chart g.bar').evaluateAll((gs) => gs.map((g) => [...g.querySelectorAll('rect')].reduce((n, r) => n + +r.getAttribute('height'), 0)));
+    const max = Math.max(...stats.buckets.map((b) => b.deliveries));
+    stats.buckets.forEach((b, i) => assert.ok(Math.abs(heights[i] - (b.deliveries / max) * 130) < 1, `bar ${i}: ${heights[i]} for ${b.deliveries} of ${max}`));
+    if (window === '24h') await shot('health.png', { clip: await main.locator('.card.health').boundingBox() });
+  }
+});
+
 await test('the catalogue lists every event type with an example payload, and filters', async () => {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Event types' }).click();
   await h1.filter({ hasText: 'Event types' }).waitFor();

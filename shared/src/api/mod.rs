@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod events;
 pub mod keys;
 pub mod problem;
+pub mod stats;
 pub mod subscriptions;
 pub mod validate;
 
@@ -51,6 +52,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/subscriptions/{id}/filter/test"),
     ("POST", "/v1/subscriptions/{id}/recover"),
     ("GET", "/v1/subscriptions/{id}/deliveries"),
+    ("GET", "/v1/subscriptions/{id}/stats"),
     ("GET", "/v1/deliveries/{id}"),
     ("GET", "/v1/deliveries/{id}/attempts"),
     ("POST", "/v1/deliveries/{id}/redeliver"),
@@ -76,6 +78,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route("/v1/subscriptions/{id}/filter/test", post(subscriptions::test_filter))
         .route("/v1/subscriptions/{id}/recover", post(deliveries::recover))
         .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
+        .route("/v1/subscriptions/{id}/stats", get(stats::stats))
         .route("/v1/deliveries/{id}", get(deliveries::get))
         .route("/v1/deliveries/{id}/attempts", get(deliveries::attempts))
         .route("/v1/deliveries/{id}/redeliver", post(deliveries::redeliver))
