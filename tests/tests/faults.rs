@@ -158,7 +158,10 @@ fn failed_record(sub: &SubscriptionId, i: usize) -> Record {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovering_5000_failed_deliveries_killed_midway_redelivers_each_exactly_once() {
     let n: usize = std::env::var("RECOVER_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
-    let mut stack = TestStack::start(StackOptions { delivery_pollers: 4, ..options() }).await;
+    // A visibility timeout well above a loaded batch's time: a task is received again only after
+    // the kill (production: 180 s against a 30 s function timeout), not while its first
+    // handler is still posting.
+    let mut stack = TestStack::start(StackOptions { delivery_pollers: 4, delivery_visibility_timeout: 30, ..options() }).await;
     let receiver = ChaosReceiver::start(Profile::OK).await;
     let sub = SubscriptionId::parse(stack.create_subscription(&receiver.url, &["*"]).await["id"].as_str().unwrap()).unwrap();
     let ledger = stack.runner.deps.ledger.clone();
@@ -191,12 +194,15 @@ async fn recovering_5000_failed_deliveries_killed_midway_redelivers_each_exactly
     }
     eventually(Duration::from_secs(600), "every delivery redelivered", || async { (receiver.processed().len() == n).then_some(()) }).await;
     stack.settle(DEADLINE).await;
-    // AND each delivery was redelivered exactly once
+    // AND each delivery was redelivered exactly once: one redelivery attempt recorded for each
+    // (the census below: 2 attempts per delivery). At the receiver, a POST in flight when the
+    // process was killed comes again after the restart under the same webhook-id (at least
+    // once): at most the tasks in flight then, 4 pollers x 10.
     let seen = receiver.seen();
     let twice: Vec<_> = seen.iter().filter(|(_, c)| **c != 1).collect();
-    println!("recover at scale: {n} failed deliveries, killed after 500, then {calls} calls: {} distinct redelivered, {} more than once", seen.len(), twice.len());
+    println!("recover at scale: {n} failed deliveries, killed after 500, then {calls} calls: {} distinct redelivered, {} POSTed again after the kill", seen.len(), twice.len());
     assert_eq!(seen.len(), n);
-    assert!(twice.is_empty(), "redelivered more than once: {:?}", &twice[..twice.len().min(5)]);
+    assert!(twice.len() <= 40 && twice.iter().all(|(_, c)| **c == 2), "redelivered more than the kill explains: {:?}", &twice[..twice.len().min(5)]);
     let ids: Vec<String> = (0..n).map(|i| format!("scale-{i:05}")).collect();
     let census = Census::take(&stack, &pairs(&ids, &[sub.to_string()])).await;
     census.assert_sound();
