@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod matching;
 pub mod metrics;
 pub mod model;
+pub mod operational;
 pub mod ports;
 pub mod queue_check;
 pub mod retry;

@@ -95,14 +95,19 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Whether an event of this type passes the subscription's patterns (only).
+    /// Whether an event of this type passes the subscription's patterns (only). Operational
+    /// events (`endpoint.*`, `message.*`) must be named: `*` does not take them.
     pub fn wants_type(&self, event_type: &str) -> bool {
-        self.enabled && self.events.iter().any(|p| crate::matching::matches(p, event_type))
+        let operational = crate::operational::is_operational(event_type);
+        self.enabled && self.events.iter().any(|p| crate::matching::matches(p, event_type) && !(operational && p == "*"))
     }
 
     /// Whether the subscription gets this event: its patterns, then its filter on `data`.
+    /// Never an operational event about itself (no loops).
     pub fn wants(&self, event_type: &str, data: &serde_json::Value) -> bool {
-        self.wants_type(event_type) && self.filter.as_ref().is_none_or(|f| f.matches(event_type, data))
+        self.wants_type(event_type)
+            && crate::operational::subject(event_type, data) != Some(self.subscription_id.as_str())
+            && self.filter.as_ref().is_none_or(|f| f.matches(event_type, data))
     }
 }
 
@@ -202,6 +207,8 @@ pub enum ActiveChange {
 pub struct HealthAfter {
     pub failure_count: u32,
     pub first_failure_at: Option<OffsetDateTime>,
+    /// A success that ended a run of failures (the count was above zero before it).
+    pub ended_run: bool,
 }
 
 /// What deliveries do to a subscription's health.
@@ -361,8 +368,9 @@ pub trait Queues: Send + Sync {
     /// Hides received messages of `queue` for the given times (batched; zero makes one visible
     /// again); returns the indices of the changes that failed.
     async fn set_visibility(&self, queue: QueueName, changes: &[(MessageHandle, Duration)]) -> PortResult<Vec<usize>>;
-    /// Puts an upstream event on the event queue (the `POST /v1/events` path).
-    async fn publish_event(&self, body: &str) -> PortResult<()>;
+    /// Puts an event on the event queue: `POST /v1/events` (`Http`), or the service's own
+    /// operational events (`Operational`); its `source` attribute says which.
+    async fn publish_event(&self, body: &str, source: crate::ids::EventSource) -> PortResult<()>;
     /// Sends a rejected event's body to the event dead-letter queue, with the reason.
     async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> PortResult<()>;
     /// Receives up to `max` messages of the delivery DLQ, hidden for `hide` (they stay there).

@@ -127,12 +127,12 @@ impl Queues for SqsQueues {
         Ok(failed)
     }
 
-    async fn publish_event(&self, body: &str) -> PortResult<()> {
+    async fn publish_event(&self, body: &str, source: crate::ids::EventSource) -> PortResult<()> {
         self.client
             .send_message()
             .queue_url(&self.events_queue_url)
             .message_body(body)
-            .message_attributes("source", string_attr("http")?)
+            .message_attributes("source", string_attr(source.as_str())?)
             .send()
             .await
             .map_err(|e| PortError::backend("send event", e.into_service_error()))?;

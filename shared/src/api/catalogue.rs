@@ -1,6 +1,7 @@
 //! The event-type catalogue: data in `shared/data/event-types.json` (name, source, description,
 //! example payload, JSON Schema), embedded at build time. Adding a type is an edit of that file
-//! only: an operator's own types say `"source": "operator"`; the others are the source
+//! only: an operator's own types say `"source": "operator"`; `"service"` marks the operational
+//! events the service publishes itself (`crate::operational`); the others are the source
 //! documents' (the tests below keep those exactly as the documents name them).
 
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,11 @@ mod tests {
         }
         for t in all() {
             let documented = SOURCE_DOCUMENTS.iter().any(|(_, events)| events.contains(&t.name.as_str()));
-            assert!(documented || t.source.as_deref() == Some("operator"), "{}: not in a source document, so it must say \"source\": \"operator\"", t.name);
+            let ours = crate::operational::is_operational(&t.name) && t.source.as_deref() == Some("service");
+            assert!(documented || ours || t.source.as_deref() == Some("operator"), "{}: not in a source document, so it must say \"source\": \"operator\"", t.name);
+        }
+        for name in [crate::operational::ENDPOINT_DISABLED, crate::operational::ENDPOINT_ENABLED, crate::operational::ATTEMPT_EXHAUSTED, crate::operational::ATTEMPT_FAILING, crate::operational::ATTEMPT_RECOVERED] {
+            assert!(all().iter().any(|t| t.name == name && t.source.as_deref() == Some("service")), "the operational event {name}");
         }
     }
 
@@ -85,17 +90,24 @@ mod tests {
                 assert!(t.example.get(r.as_str().unwrap()).is_some(), "{}: example lacks required {r}", t.name);
             }
             for (k, v) in t.example.as_object().unwrap() {
-                let want = props.get(k).and_then(|p| p["type"].as_str()).unwrap_or_else(|| panic!("{}: {k} is not in the schema", t.name));
-                let fits = match want {
+                // A type, or a list of types (e.g. ["integer", "null"]).
+                let declared = props.get(k).map(|p| &p["type"]).unwrap_or_else(|| panic!("{}: {k} is not in the schema", t.name));
+                let types: Vec<&str> = match declared {
+                    serde_json::Value::String(one) => vec![one.as_str()],
+                    serde_json::Value::Array(many) => many.iter().filter_map(|x| x.as_str()).collect(),
+                    other => panic!("{}: {k} has type {other}", t.name),
+                };
+                let fits = |want: &str| match want {
                     "string" => v.is_string(),
                     "number" => v.is_number(),
                     "integer" => v.is_i64() || v.is_u64(),
                     "boolean" => v.is_boolean(),
                     "array" => v.is_array(),
                     "object" => v.is_object(),
+                    "null" => v.is_null(),
                     other => panic!("{}: {k} has type {other}", t.name),
                 };
-                assert!(fits, "{}: example {k} is not a {want}", t.name);
+                assert!(types.iter().any(|w| fits(w)), "{}: example {k} is not a {types:?}", t.name);
             }
         }
     }

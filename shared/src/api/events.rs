@@ -75,7 +75,7 @@ pub async fn publish(State(deps): State<Arc<Deps>>, caller: Caller, JsonBody(inp
     }
     // Queue first, then record: a crash in between makes a retry queue it again, which yields
     // the same deliveries; the reverse order could record an event that was never queued.
-    deps.queues.publish_event(&stored.body).await?;
+    deps.queues.publish_event(&stored.body, EventSource::Http).await?;
     match deps.events.put(&stored).await? {
         Created::New => Ok((StatusCode::ACCEPTED, Json(accepted(&stored, false)))),
         Created::Existed => {

@@ -326,8 +326,17 @@ fn parse_id(id: &str) -> Result<SubscriptionId, ApiError> {
 pub async fn update(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch, JsonBody(patch): JsonBody<SubscriptionPatch>) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     let id = parse_id(&id)?;
-    let change = patch.validate(&deps.config, OffsetDateTime::now_utc())?;
+    let now = OffsetDateTime::now_utc();
+    let change = patch.validate(&deps.config, now)?;
+    // Enabling a disabled subscription is an operational event (`endpoint.enabled`): read first.
+    let was_disabled = match change.enabled {
+        Some(true) => deps.subscriptions.get(&caller.tenant, &id).await?.is_some_and(|s| !s.enabled),
+        _ => false,
+    };
     let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
+    if was_disabled && sub.enabled {
+        crate::operational::publish(&deps, &caller.tenant, &id, crate::operational::Occurrence::Enabled, now).await;
+    }
     Ok(tagged(StatusCode::OK, &sub, SubscriptionOut::from(&sub)))
 }
 

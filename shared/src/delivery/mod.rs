@@ -13,6 +13,7 @@ pub mod request;
 use crate::deps::Deps;
 use crate::ledger::MAX_SEQ;
 use crate::metrics::{self, Metric};
+use crate::operational::{self, Occurrence};
 use crate::model::{Attempt, Deliver, DeliveryTask, FailureClass, Record, RecordStatus, Subscription, Trigger};
 use crate::ports::{Expect, HealthChange, Mark, PortError, PortResult, QueueName, Read};
 use crate::retry::infra_backoff;
@@ -121,6 +122,10 @@ async fn deliver(d: &Deliver, r: &Received, deps: &Deps, figures: &metrics::Batc
     let verdict = plan::verdict(&policy, deps.config.min_throttle_delay, next.run(), failure);
     let (written, owner) = append(deps, next.attempted(attempt, verdict, policy.max_attempts()), &r.message_id).await?;
     deps.faults.point("delivery.after_append").await;
+    if verdict == Verdict::Exhausted && written.status == RecordStatus::Failed {
+        let what = Occurrence::Exhausted { delivery: &d.delivery_id, event_id: &d.event_id, event_type: &d.event_type, attempts: written.attempts, status_code: written.attempt.as_ref().and_then(|a| a.status_code) };
+        operational::publish(deps, &d.tenant_id, &sub.subscription_id, what, now).await;
+    }
     update_health(deps, &sub, &outcome, verdict, now).await;
     report(&written, verdict, &outcome, figures);
     Ok(match (written.status, verdict) {
@@ -185,6 +190,7 @@ async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcom
         (DeliveryOutcome::Failed { .. }, _) => deps.health.failed(sub, at, every),
     };
     let Some(change) = change else { return };
+    let status_code = outcome.response().status;
     let updated = match deps.subscriptions.record_health(tenant, id, change.clone()).await {
         Ok(u) => u,
         Err(e) => {
@@ -195,14 +201,29 @@ async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcom
     };
     if let HealthChange::Disable { reason, .. } = &change {
         tracing::error!(operational_event = "subscription.disabled", %reason, "subscription disabled");
+        if updated.is_some() {
+            operational::publish(deps, tenant, id, Occurrence::Disabled { reason }, at).await;
+        }
         return;
     }
     let disable_after = time::Duration::try_from(deps.config.disable_after).unwrap_or(time::Duration::MAX);
     let Some(updated) = updated else { return };
+    // The first failure after a success (the count went from zero to this change's), and the
+    // first success after failures: each seen by exactly one writer, the counter being atomic.
+    match &change {
+        HealthChange::Failed { count, .. } if updated.failure_count == *count => {
+            operational::publish(deps, tenant, id, Occurrence::Failing { failure_count: updated.failure_count, status_code }, at).await;
+        }
+        HealthChange::Delivered { .. } if updated.ended_run => operational::publish(deps, tenant, id, Occurrence::Recovered, at).await,
+        _ => {}
+    }
     if let (true, Some(since)) = (sub.enabled, updated.first_failure_at.filter(|t| at - *t >= disable_after)) {
         let reason = format!("every delivery failed since {since} ({} consecutive failures)", updated.failure_count);
         match deps.subscriptions.record_health(tenant, id, HealthChange::Disable { reason: reason.clone(), at }).await {
-            Ok(_) => tracing::error!(operational_event = "subscription.disabled", %reason, "subscription disabled"),
+            Ok(_) => {
+                tracing::error!(operational_event = "subscription.disabled", %reason, "subscription disabled");
+                operational::publish(deps, tenant, id, Occurrence::Disabled { reason: &reason }, at).await;
+            }
             Err(e) => tracing::warn!(error = %e, "cannot disable the subscription"),
         }
     }

@@ -77,6 +77,7 @@ pub enum FanoutError {
 fn source_of(msg: &SqsMessage) -> EventSource {
     match msg.message_attributes.get("source").and_then(|a| a.string_value.as_deref()) {
         Some("http") => EventSource::Http,
+        Some("operational") => EventSource::Operational,
         _ => EventSource::Queue,
     }
 }

@@ -60,7 +60,9 @@ pub async fn subscriptions(store: &dyn SubscriptionStore, tenants: &dyn TenantSt
     let after = store.record_health(&t, &sub.subscription_id, HealthChange::Failed { count: 1, since: later }).await.unwrap().unwrap();
     assert_eq!((after.failure_count, after.first_failure_at.map(|x| x.unix_timestamp())), (3, Some(at.unix_timestamp())));
     let after = store.record_health(&t, &sub.subscription_id, HealthChange::Delivered { at: later }).await.unwrap().unwrap();
-    assert_eq!((after.failure_count, after.first_failure_at), (0, None));
+    assert_eq!((after.failure_count, after.first_failure_at, after.ended_run), (0, None, true), "a success after failures ends the run");
+    let after = store.record_health(&t, &sub.subscription_id, HealthChange::Delivered { at: later }).await.unwrap().unwrap();
+    assert_eq!((after.failure_count, after.ended_run), (0, false), "a success after a success ends nothing");
     store.record_health(&t, &sub.subscription_id, HealthChange::Disable { reason: "gone".into(), at }).await.unwrap().unwrap();
     let now = store.get(&t, &sub.subscription_id).await.unwrap().unwrap();
     assert_eq!((now.enabled, now.disabled_reason.as_deref(), now.version), (false, Some("gone"), rotated.version));

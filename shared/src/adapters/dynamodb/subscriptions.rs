@@ -328,9 +328,11 @@ impl SubscriptionStore for DynamoSubscriptions {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(tenant, id)))
-            .condition_expression("attribute_exists(subscription_id)")
-            // Only what changed: the IAM policy's dynamodb:Attributes condition allows no more.
-            .return_values(ReturnValue::UpdatedNew);
+            .condition_expression("attribute_exists(subscription_id)");
+        // Only what changed (the IAM policy's dynamodb:Attributes condition allows no more): the
+        // new values, or for a success the old count (did it end a run of failures?).
+        let success = matches!(change, HealthChange::Delivered { .. });
+        let req = req.return_values(if success { ReturnValue::UpdatedOld } else { ReturnValue::UpdatedNew });
         let req = match change {
             HealthChange::Delivered { at } => req
                 .update_expression("SET failure_count = :zero, last_delivered_at = :at REMOVE first_failure_at")
@@ -358,7 +360,10 @@ impl SubscriptionStore for DynamoSubscriptions {
                     Some(AttributeValue::S(t)) => Some(timefmt::parse(&t).ok_or_else(|| PortError::Corrupt(format!("first_failure_at {t}")))?),
                     _ => None,
                 };
-                Ok(Some(HealthAfter { failure_count, first_failure_at }))
+                if success {
+                    return Ok(Some(HealthAfter { failure_count: 0, first_failure_at: None, ended_run: failure_count > 0 }));
+                }
+                Ok(Some(HealthAfter { failure_count, first_failure_at, ended_run: false }))
             }
             Err(PortError::Conflict) => Ok(None),
             Err(e) => Err(e),

@@ -121,8 +121,10 @@ impl SubscriptionStore for MemorySubscriptions {
     async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<HealthAfter>> {
         let mut map = self.0.lock().unwrap();
         Ok(map.get_mut(&(tenant.clone(), id.clone())).map(|s| {
+            let before = s.failure_count;
             apply_health(s, &change);
-            HealthAfter { failure_count: s.failure_count, first_failure_at: s.first_failure_at }
+            let ended_run = matches!(change, HealthChange::Delivered { .. }) && before > 0;
+            HealthAfter { failure_count: s.failure_count, first_failure_at: s.first_failure_at, ended_run }
         }))
     }
 }

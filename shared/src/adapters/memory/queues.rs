@@ -49,7 +49,7 @@ impl Queues for MemoryQueues {
         Ok(Vec::new())
     }
 
-    async fn publish_event(&self, body: &str) -> PortResult<()> {
+    async fn publish_event(&self, body: &str, _source: crate::ids::EventSource) -> PortResult<()> {
         self.events.lock().unwrap().push(body.to_owned());
         Ok(())
     }
