@@ -6,6 +6,7 @@
 //! Needs the verifier runtimes: run `scripts/interop-setup.sh` first (scripts/test.sh does). Without
 //! them these tests fail; they never pass silently.
 
+use base64::Engine;
 use e2e::receiver::{Received, Receiver};
 use e2e::{eventually, repo_root, StackOptions, TestStack};
 use serde_json::{json, Value};
@@ -153,6 +154,11 @@ async fn captured_deliveries_verify_alike_in_python_node_and_rust() {
     let (status, c) = stack.call("POST", "/v1/subscriptions", Some(json!({"url": thin.url, "events": ["project.*"], "payload": "thin"}))).await;
     assert_eq!((status, c["payload"].as_str()), (201, Some("thin")), "{c}");
     let secret_c = c["secret"].as_str().unwrap().to_owned();
+    // (d) a subscription that brings its own secret (a receiver moving to us keeps its key).
+    let own_receiver = Receiver::statuses(&[], 204).await;
+    let own_secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([0x5au8; 40]));
+    let (status, d) = stack.call("POST", "/v1/subscriptions", Some(json!({"url": own_receiver.url, "events": ["project.*"], "secret": own_secret}))).await;
+    assert_eq!((status, d["secret"].as_str()), (201, Some(own_secret.as_str())), "{d}");
 
     // Non-ASCII text, escapes and a newline: the body must be verified byte for byte.
     let data = json!({"project_id": "p1", "name": "Café ✓ — naïve 😀", "note": "a \"quoted\" \\ back\nslash", "n": 1.5e3});
@@ -163,6 +169,7 @@ async fn captured_deliveries_verify_alike_in_python_node_and_rust() {
     assert_eq!(got_a.header("webhook-signature").split(' ').count(), 1);
     assert!(String::from_utf8_lossy(&got_a.body).contains("Café ✓ — naïve 😀"), "raw UTF-8 in the body");
     let got_c = eventually(DEADLINE, "the delivery to (c)", || async { thin.received().into_iter().next() }).await;
+    let got_d = eventually(DEADLINE, "the delivery to (d)", || async { own_receiver.received().into_iter().next() }).await;
     let thin_body: Value = serde_json::from_slice(&got_c.body).expect("a JSON body");
     let expected = json!({"event_id": "evt-interop-1", "event_type": "project.created", "tenant_id": "acme", "occurred_at": e2e::ENVELOPE_TIME, "delivery_id": got_c.header("webhook-id"), "thin": true});
     assert_eq!(thin_body, expected, "the thin form");
@@ -180,6 +187,7 @@ async fn captured_deliveries_verify_alike_in_python_node_and_rust() {
         Case::from("wrong secret", &got_a, Secret::generate().expose(), false, false),
         Case::from("thin payload", &got_c, &secret_c, true, true),
         Case::from("thin payload, wrong secret", &got_c, Secret::generate().expose(), false, false),
+        Case::from("the customer's own secret", &got_d, &own_secret, true, true),
     ];
 
     // Header names as a framework may present them: the libraries match case-insensitively.

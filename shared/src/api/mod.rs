@@ -147,6 +147,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// An optional JSON body: none (an empty body), or one as [`JsonBody`] reads it.
+pub struct MaybeJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::TooLarge(MAX_BODY_BYTES))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        JsonBody::from_request(req, state).await.map(|JsonBody(t)| Self(Some(t)))
+    }
+}
+
 /// The `{id}` path segment. A segment that is not even valid UTF-8 names no object: 404 as
 /// problem+json (not axum's plain-text 400).
 pub struct IdPath(pub String);

@@ -8,7 +8,7 @@
 
 use super::auth::Caller;
 use super::problem::ApiError;
-use super::{page_limit, validate, IdPath, JsonBody, ListOut, QueryParams};
+use super::{page_limit, validate, IdPath, JsonBody, ListOut, MaybeJsonBody, QueryParams};
 use crate::config::Config;
 use crate::deps::Deps;
 use crate::ids::SubscriptionId;
@@ -42,8 +42,10 @@ pub struct SubscriptionIn {
     pub filter: Option<Value>,
     /// `full` (absent or `null`) or `thin`.
     pub payload: Option<PayloadMode>,
-    /// Its own retry schedule and timeout within the stack's; absent or `null`: the stack's.
+    /// Its own retry policy within the stack's; absent or `null`: the stack's.
     pub retry: Option<RetrySettings>,
+    /// A signing secret of the customer's own (`whsec_…`); absent: one is generated.
+    pub secret: Option<String>,
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
@@ -61,6 +63,7 @@ impl SubscriptionIn {
         if let Some(r) = &self.retry {
             validate::retry(config, r)?;
         }
+        let secret = self.secret.as_deref().map(validate::secret).transpose()?;
         let headers = self.headers.unwrap_or_default();
         validate::headers(&headers)?;
         let auth = self.auth.unwrap_or_default();
@@ -71,6 +74,9 @@ impl SubscriptionIn {
         sub.filter = filter;
         sub.payload = self.payload.unwrap_or_default();
         sub.retry = self.retry;
+        if let Some(s) = secret {
+            sub.secret = s;
+        }
         sub.enabled = self.enabled.unwrap_or(true);
         sub.headers = headers;
         sub.auth = auth;
@@ -360,13 +366,24 @@ pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): 
     Ok(tagged(StatusCode::OK, &sub, SubscriptionOut::from(&sub)))
 }
 
+/// `POST …/rotate-secret` may name the new secret (`{"secret": "whsec_…"}`); without a body one
+/// is generated.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateIn {
+    pub secret: Option<String>,
+}
+
 /// A new secret; the previous one keeps signing (alongside) for the configured overlap.
-pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch) -> Result<Response, ApiError> {
+pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch, MaybeJsonBody(input): MaybeJsonBody<RotateIn>) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     let id = parse_id(&id)?;
     let now = OffsetDateTime::now_utc();
     let until = now + deps.config.secret_overlap;
-    let secret = Secret::generate();
+    let secret = match input.and_then(|i| i.secret) {
+        Some(text) => validate::secret(&text)?,
+        None => Secret::generate(),
+    };
     let change = SubscriptionChange { rotate: Some((secret.clone(), until)), at: Some(now), ..Default::default() };
     let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "signing secret rotated");

@@ -206,3 +206,29 @@ async fn refused_targets_are_refused_at_create_and_update() {
         assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("url")), "update {url}: {problem}");
     }
 }
+
+#[tokio::test]
+async fn a_customer_may_bring_its_own_secret_at_create_and_rotate() {
+    use base64::Engine;
+    let app = App::new();
+    let key = app.key("acme", &Scope::ALL).await;
+    let own = |n: usize| format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]));
+    let (status, sub) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "https://example.com/h", "secret": own(32)}))).await;
+    assert_eq!((status, sub["secret"].as_str()), (StatusCode::CREATED, Some(own(32).as_str())), "{sub}");
+    let id = sub["id"].as_str().unwrap();
+    let stored = app.deps.subscriptions.get(&TenantId::parse("acme").unwrap(), &crate::ids::SubscriptionId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(stored.secret.expose(), own(32), "it signs with the customer's secret");
+    for bad in [own(16), own(65), "whsec_not base64!".to_owned(), "s3cret".to_owned(), own(32).trim_start_matches("whsec_").to_owned()] {
+        let (status, problem) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "https://example.com/h", "secret": bad}))).await;
+        assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("secret")), "{bad}: {problem}");
+        assert!(!problem.to_string().contains(&bad), "a refused secret is not echoed: {problem}");
+    }
+    // Rotation: to the customer's next secret, or a generated one without a body.
+    let rotate = format!("/v1/subscriptions/{id}/rotate-secret");
+    let (status, out) = app.call("POST", &rotate, Some(&key), Some(json!({"secret": own(48)}))).await;
+    assert_eq!((status, out["secret"].as_str()), (StatusCode::OK, Some(own(48).as_str())), "{out}");
+    let (status, problem) = app.call("POST", &rotate, Some(&key), Some(json!({"secret": own(8)}))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("secret")));
+    let (status, out) = app.call("POST", &rotate, Some(&key), None).await;
+    assert!(status == StatusCode::OK && out["secret"].as_str().is_some_and(|s| s.starts_with("whsec_") && s != own(48)), "{out}");
+}

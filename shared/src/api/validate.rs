@@ -31,6 +31,18 @@ pub fn text(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiEr
     }
 }
 
+/// A signing secret the customer chose (create, rotate): `whsec_` + standard base64 of 24-64
+/// random bytes, as Standard Webhooks defines it and its libraries read it.
+pub fn secret(text: &str) -> Result<crate::signing::Secret, ApiError> {
+    const RULE: &str = "must be whsec_ followed by the standard base64 of 24-64 random bytes (Standard Webhooks)";
+    let Some(b64) = text.strip_prefix("whsec_") else { return Err(ApiError::invalid("secret", RULE)) };
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).map_err(|_| ApiError::invalid("secret", RULE))?;
+    if !(24..=64).contains(&bytes.len()) {
+        return Err(ApiError::invalid("secret", format!("{RULE}; this one has {} bytes", bytes.len())));
+    }
+    crate::signing::Secret::parse(text).map_err(|_| ApiError::invalid("secret", RULE))
+}
+
 /// A payload filter: the error names the place at fault (`filter.$or[1].data.amount.$gt`).
 pub fn filter(value: serde_json::Value) -> Result<crate::filter::Filter, ApiError> {
     crate::filter::Filter::parse(value).map_err(|e| ApiError::invalid(e.path, e.message))
