@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | `endpoint.disabled` | a subscription was disabled: 410 Gone, or failing for `DISABLE_AFTER_SECS` | delivery worker |
 //! | `endpoint.enabled` | a user enabled a disabled subscription again | API (`PATCH`) |
-//! | `message.attempt.exhausted` | a delivery failed its last attempt | delivery worker |
+//! | `message.attempt.exhausted` | a delivery failed its last attempt (not one of an operational event: no ping-pong between two failing subscribers of each other's reports) | delivery worker |
 //! | `message.attempt.failing` | an endpoint's first failed attempt after a success | delivery worker |
 //! | `message.attempt.recovered` | an endpoint's first success after failures | delivery worker |
 

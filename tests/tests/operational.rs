@@ -91,4 +91,9 @@ async fn failing_endpoints_are_reported_signed_to_the_tenants_other_subscription
     let of_star = reports(&star);
     assert_eq!(of_star, BTreeSet::from([("project.created".to_owned(), String::new())]), "`*` takes no operational event");
     assert!(!reports(&ops).iter().any(|(_, s)| s == &ops_id || s == &star_id), "nobody failed there");
+    // The failing subscriber's deliveries of reports were exhausted, and that is not reported:
+    // two failing subscribers of each other's reports would otherwise ping-pong for ever.
+    let exhausted_reports = stack.call("GET", &format!("/v1/subscriptions/{noisy_id}/deliveries?status=failed"), None).await.1;
+    assert!(!exhausted_reports["data"].as_array().unwrap().is_empty(), "{exhausted_reports}");
+    assert!(!reports(&ops).contains(&("message.attempt.exhausted".to_owned(), noisy_id.clone())), "{:?}", reports(&ops));
 }

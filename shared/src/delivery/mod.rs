@@ -122,7 +122,9 @@ async fn deliver(d: &Deliver, r: &Received, deps: &Deps, figures: &metrics::Batc
     let verdict = plan::verdict(&policy, deps.config.min_throttle_delay, next.run(), failure);
     let (written, owner) = append(deps, next.attempted(attempt, verdict, policy.max_attempts()), &r.message_id).await?;
     deps.faults.point("delivery.after_append").await;
-    if verdict == Verdict::Exhausted && written.status == RecordStatus::Failed {
+    // Not for the delivery of an operational event: two failing subscribers of each other's
+    // reports would otherwise send exhaustions back and forth for ever.
+    if verdict == Verdict::Exhausted && written.status == RecordStatus::Failed && !operational::is_operational(&d.event_type) {
         let what = Occurrence::Exhausted { delivery: &d.delivery_id, event_id: &d.event_id, event_type: &d.event_type, attempts: written.attempts, status_code: written.attempt.as_ref().and_then(|a| a.status_code) };
         operational::publish(deps, &d.tenant_id, &sub.subscription_id, what, now).await;
     }
