@@ -41,20 +41,21 @@ async fn a_subscription_is_retried_on_its_own_schedule_and_waits_its_own_timeout
     let slow_default = Receiver::start(Vec::new(), Reply::status(200).after(Duration::from_millis(2000))).await;
     let slow_own = Receiver::start(Vec::new(), Reply::status(200).after(Duration::from_millis(2000))).await;
     let a = subscribe(&stack, &failing_default.url, Value::Null).await;
-    let b = subscribe(&stack, &failing_own.url, json!({"schedule": [2]})).await;
+    let b = subscribe(&stack, &failing_own.url, json!({"schedule": [3]})).await;
     let c = subscribe(&stack, &slow_default.url, Value::Null).await;
     let d = subscribe(&stack, &slow_own.url, json!({"schedule": [], "timeout_ms": 1000})).await;
 
     stack.publish("evt-policy", "project.created", json!({"n": 1})).await;
     let (da, db, dc, dd) = (settled(&stack, "evt-policy", &a).await, settled(&stack, "evt-policy", &b).await, settled(&stack, "evt-policy", &c).await, settled(&stack, "evt-policy", &d).await);
 
-    // The stack's schedule: four attempts; its own: two, the second after its 2 s (±20 %).
+    // The stack's schedule: four attempts 1 s apart; its own: two, the second after its 3 s
+    // (±20 % jitter, and SQS hides a message for whole seconds: at least 2 s).
     assert_eq!((da["status"].as_str(), da["attempts"].as_u64(), failing_default.received().len()), (Some("failed"), Some(4), 4), "{da}");
     assert_eq!((db["status"].as_str(), db["attempts"].as_u64()), (Some("failed"), Some(2)), "{db}");
     let got = failing_own.received();
     assert_eq!(got.len(), 2);
     let gap = got[1].at - got[0].at;
-    assert!(gap >= Duration::from_millis(1500), "the second attempt waited its schedule's 2 s (less 20 % jitter): {gap:?}");
+    assert!(gap >= Duration::from_millis(1800), "the second attempt waited its schedule's 3 s (less 20 % jitter, in whole seconds): {gap:?}");
     assert!(db["reason"].as_str().unwrap().contains("2 attempts"), "{db}");
 
     // A 2 s endpoint: delivered within the stack's 3 s; timed out, once, under its own 1 s.
