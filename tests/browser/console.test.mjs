@@ -62,6 +62,8 @@ const main = page.locator('main');
 const h1 = main.locator('h1');
 const shot = (name, opts = {}) => page.screenshot({ path: join(SHOTS, name), ...opts });
 const focusedText = () => page.evaluate(() => document.activeElement?.textContent || '');
+/** GET /v1{path} with the test's key, as JSON (what the API holds, behind the page's back). */
+const getJson = async (path) => (await fetch(`${BASE}/v1${path}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
 async function until(what, check, seconds = 60) {
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
@@ -292,7 +294,7 @@ await test('the deliveries page charts the subscription\'s health, bar for bar a
       await main.getByRole('button', { name: button }).click();
       await until(`${bars} bars`, async () => (await main.locator('svg.deliveries-chart g.bar').count()) === bars && !(await main.locator('.health-body[aria-busy]').count()), 10);
       drawn = await main.locator('svg.deliveries-chart g.bar').evaluateAll((gs) => gs.map((g) => ({ start: g.dataset.start, delivered: +g.dataset.delivered, failed: +g.dataset.failed, pending: +g.dataset.pending })));
-      stats = await (await fetch(`${BASE}/v1/subscriptions/${subId}/stats?window=${window}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+      stats = await getJson(`/subscriptions/${subId}/stats?window=${window}`);
       return JSON.stringify(drawn) === JSON.stringify(stats.buckets.map((b) => ({ start: b.start, delivered: b.delivered, failed: b.failed, pending: b.pending })));
     }, 30);
     assert.ok(stats.totals.deliveries > 0 && stats.totals.failed_attempts > 0, `the story so far has failed attempts: ${JSON.stringify(stats.totals)}`);
@@ -425,11 +427,11 @@ await test('edit page: the payload filter is checked next to its field, tried on
   await main.getByRole('button', { name: 'Test filter' }).click();
   await until('a refused verdict', async () => /^Not delivered \(decided by filter\): data\.project\.budget is 500/.test(await verdict.textContent()), 10);
   await shot('subscription-filter.png', { fullPage: true });
-  const before = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const before = await getJson(`/subscriptions/${subId}`);
   assert.equal(before.filter, null, 'testing saved nothing');
   await main.getByRole('button', { name: 'Save changes' }).click();
   await main.getByText('Changes saved.').waitFor();
-  const saved = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const saved = await getJson(`/subscriptions/${subId}`);
   assert.deepEqual(saved.filter, { 'data.project.region': { $in: ['eu', 'uk'] }, 'data.project.budget': { $gte: 1000 } });
   assert.deepEqual(saved.events, before.events, 'only the filter was sent');
   // Shown again on the edit page; emptied, it is removed.
@@ -438,7 +440,7 @@ await test('edit page: the payload filter is checked next to its field, tried on
   await main.getByLabel('Filter (JSON)').fill('');
   await main.getByRole('button', { name: 'Save changes' }).click();
   await main.getByText('Changes saved.').waitFor();
-  const cleared = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const cleared = await getJson(`/subscriptions/${subId}`);
   assert.equal(cleared.filter, null);
   assert.equal(cleared.payload, 'full');
   // Thin payloads, switched on and off again.
@@ -450,7 +452,7 @@ await test('edit page: the payload filter is checked next to its field, tried on
     await box.setChecked(want === 'thin');
     await main.getByRole('button', { name: 'Save changes' }).click();
     await main.getByText('Changes saved.').waitFor();
-    const now = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+    const now = await getJson(`/subscriptions/${subId}`);
     assert.equal(now.payload, want);
   }
 });
@@ -470,7 +472,7 @@ await test('edit page: a retry policy outside the service\'s bounds is refused n
   await main.getByLabel('Timeout (ms)').fill('2000');
   await main.getByRole('button', { name: 'Save changes' }).click();
   await main.getByText('Changes saved.').waitFor();
-  const saved = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const saved = await getJson(`/subscriptions/${subId}`);
   assert.deepEqual(saved.retry, { schedule: [1], timeout_ms: 2000 });
   await page.goto(`${BASE}/console/#/subscriptions/${subId}/edit`);
   await until('the saved policy in the form', async () => (await main.getByLabel('Retry waits (seconds)').inputValue()) === '1', 10);
@@ -478,7 +480,7 @@ await test('edit page: a retry policy outside the service\'s bounds is refused n
   await main.getByLabel('Timeout (ms)').fill('');
   await main.getByRole('button', { name: 'Save changes' }).click();
   await main.getByText('Changes saved.').waitFor();
-  const cleared = await (await fetch(`${BASE}/v1/subscriptions/${subId}`, { headers: { authorization: `Bearer ${KEY}` } })).json();
+  const cleared = await getJson(`/subscriptions/${subId}`);
   assert.equal(cleared.retry, null);
 });
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalogue;
 pub mod deliveries;
 pub mod events;
+pub mod filter_test;
 pub mod keys;
 pub mod problem;
 pub mod stats;
@@ -75,7 +76,7 @@ pub fn router(deps: Arc<Deps>) -> Router {
         .route("/v1/subscriptions/{id}/restore", post(subscriptions::restore))
         .route("/v1/subscriptions/{id}/rotate-secret", post(subscriptions::rotate_secret))
         .route("/v1/subscriptions/{id}/test", post(deliveries::test))
-        .route("/v1/subscriptions/{id}/filter/test", post(subscriptions::test_filter))
+        .route("/v1/subscriptions/{id}/filter/test", post(filter_test::test_filter))
         .route("/v1/subscriptions/{id}/recover", post(deliveries::recover))
         .route("/v1/subscriptions/{id}/deliveries", get(deliveries::list))
         .route("/v1/subscriptions/{id}/stats", get(stats::stats))
