@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the receiver libraries the interop test (tests/tests/interop.rs) verifies deliveries
 # with, from PyPI and npm only, into git-ignored folders:
-#   .tools/interop-venv          Python venv with examples/python/requirements.txt (standardwebhooks)
+#   .tools/interop-venv          Python venv with examples/python/requirements.txt (standardwebhooks;
+#                                cryptography for examples/verify/ed25519.py)
 #   examples/node/node_modules   `npm ci` from examples/node/package-lock.json (standardwebhooks);
 #                                examples/verify/verify.mjs uses the same install
 # Idempotent: does nothing when the pinned versions are already installed.
@@ -38,7 +39,7 @@ else
     rm -f "$py_stamp"
     [[ -x "$VENV/bin/python" ]] || "$py" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
-    "$VENV/bin/python" -c 'import standardwebhooks; print("standardwebhooks", standardwebhooks.__version__)'
+    "$VENV/bin/python" -c 'import standardwebhooks, cryptography; print("standardwebhooks", standardwebhooks.__version__, "cryptography", cryptography.__version__)'
     cp "$REQS" "$py_stamp"
 fi
 

@@ -16,8 +16,8 @@ function legacy(secret, body, header) {
   if (header === undefined) return null;
   const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
   const expected = Buffer.from(`sha256=${createHmac("sha256", key).update(body, "utf8").digest("hex")}`);
-  const got = Buffer.from(header);
-  return got.length === expected.length && timingSafeEqual(got, expected);
+  // One value per active secret during a rotation, joined by ", ": any may match.
+  return header.split(",").map((v) => Buffer.from(v.trim())).some((got) => got.length === expected.length && timingSafeEqual(got, expected));
 }
 
 const { cases } = JSON.parse(readFileSync(process.argv[2], "utf8"));

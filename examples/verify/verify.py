@@ -5,7 +5,8 @@
 CASES.json: {"cases": [{"name", "secret", "headers": {name: value}, "body": "<raw body>"}, ...]}.
 Prints one JSON line per case: {"name", "valid", "error", "legacy_valid"}. `valid` is the library's
 verdict on webhook-signature (with its own clock and 5 min tolerance); `legacy_valid` checks
-x-webhook-signature (hex HMAC-SHA256 of the body) with the stdlib, or is null without that header.
+x-webhook-signature (hex HMAC-SHA256 of the body; any of its comma-separated values) with the stdlib,
+or is null without that header.
 """
 import base64
 import hashlib
@@ -22,7 +23,8 @@ def legacy(secret: str, body: bytes, header):
         return None
     key = base64.b64decode(secret.removeprefix("whsec_"))
     expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header)
+    # One value per active secret during a rotation, joined by ", ": any may match.
+    return any(hmac.compare_digest(expected, v.strip()) for v in header.split(","))
 
 
 def main(path: str) -> None:

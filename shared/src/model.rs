@@ -65,6 +65,13 @@ pub struct Subscription {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub auth: EndpointAuth,
+    /// The body-signature header and event header its receiver expects (absent: the standard ones).
+    #[serde(default, skip_serializing_if = "SignatureSettings::is_default")]
+    pub signature: SignatureSettings,
+    /// A client certificate for mutual TLS, and CAs pinning the endpoint's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+    /// An HMAC secret (`v1`) or an ed25519 signing key (`v1a`).
     #[serde(with = "secret_text")]
     pub secret: Secret,
     /// The secret before the last rotation, still signing until `previous_secret_expires_at`.
@@ -111,6 +118,8 @@ impl Subscription {
             active: true,
             headers: BTreeMap::new(),
             auth: EndpointAuth::None,
+            signature: SignatureSettings::default(),
+            tls: None,
             secret: Secret::generate(),
             previous_secret: None,
             previous_secret_expires_at: None,
@@ -193,6 +202,103 @@ pub enum EndpointAuth {
     None,
     Basic { username: String, password: String },
     ApiKey { header: String, value: String },
+    /// OAuth2 client credentials (RFC 6749 section 4.4): a bearer token from `token_url`, cached
+    /// per process until shortly before it expires (see `delivery::oauth`).
+    #[serde(rename = "oauth2")]
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
+}
+
+/// How the client authenticates to an OAuth2 token endpoint (RFC 6749 section 2.3.1).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the client id and secret (`client_secret_basic`).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Body,
+}
+
+/// The body-only signature a subscription's receiver checks, beside Standard Webhooks' headers
+/// (always sent), and the name of the event-type header. The exact bytes of each are in
+/// docs/receiving-webhooks.md.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureSettings {
+    #[serde(default)]
+    pub profile: Profile,
+    /// The body signature's header (`sha256_hex` and `hex`; default `x-webhook-signature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The event-type header (default `x-webhook-event`; TRUST+ names it `X-TrustPlus-Event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_header: Option<String>,
+}
+
+/// The fixed set of body-signature forms (the source documents' receivers).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Standard Webhooks plus `x-webhook-signature: sha256=<hex>`.
+    #[default]
+    Standard,
+    /// `sha256=<hex>` in a named header (TRST).
+    Sha256Hex,
+    /// Bare `<hex>` in a named header (TrustPager).
+    Hex,
+}
+
+pub const DEFAULT_SIGNATURE_HEADER: &str = "x-webhook-signature";
+pub const DEFAULT_EVENT_HEADER: &str = "x-webhook-event";
+
+impl SignatureSettings {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The body signature's header (lower-case) and whether its values carry `sha256=`.
+    pub fn body_header(&self) -> (String, bool) {
+        let name = || self.header.as_deref().unwrap_or(DEFAULT_SIGNATURE_HEADER).to_ascii_lowercase();
+        match self.profile {
+            Profile::Standard => (DEFAULT_SIGNATURE_HEADER.to_owned(), true),
+            Profile::Sha256Hex => (name(), true),
+            Profile::Hex => (name(), false),
+        }
+    }
+
+    /// The event-type header (lower-case).
+    pub fn event_header(&self) -> String {
+        self.event_header.as_deref().unwrap_or(DEFAULT_EVENT_HEADER).to_ascii_lowercase()
+    }
+}
+
+/// Mutual TLS to the endpoint: our client certificate and key (PEM), and the CAs (PEM) that alone
+/// may issue the endpoint's certificate. The key is write-only in the API; `Debug` hides it.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings").field("client_certificate", &self.client_certificate.is_some()).field("client_key", &"<redacted>").field("ca_certificates", &self.ca_certificates.is_some()).finish()
+    }
 }
 
 /// A filter as its JSON text: one string attribute in DynamoDB, read back exactly.
@@ -218,7 +324,7 @@ mod secret_text_opt {
 
     pub fn serialize<S: Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
         match s {
-            Some(s) => ser.serialize_some(s.expose()),
+            Some(s) => ser.serialize_some(&s.stored()),
             None => ser.serialize_none(),
         }
     }
@@ -233,7 +339,7 @@ mod secret_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.expose())
+        ser.serialize_str(&s.stored())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
@@ -350,6 +456,9 @@ pub enum FailureClass {
     Http,
     Redirect,
     Blocked,
+    /// The endpoint's credentials failed: its OAuth2 token endpoint refused us or was unreachable,
+    /// or the endpoint refused a freshly fetched token.
+    Auth,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -373,7 +482,7 @@ pub struct Attempt {
     pub status_code: Option<u16>,
     pub error_class: Option<FailureClass>,
     pub error_message: Option<String>,
-    /// A subset of the response headers (see `delivery::http::KEPT_RESPONSE_HEADERS`).
+    /// The response headers, within bounds and with credentials redacted (see `delivery::http`).
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
     /// The first bytes of the response body (lossy UTF-8).

@@ -135,6 +135,9 @@ pub struct SubscriptionChange {
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
+    pub signature: Option<crate::model::SignatureSettings>,
+    /// `Some(None)` removes the client certificate.
+    pub tls: Option<Option<crate::model::TlsSettings>>,
     /// A rotation: the new secret, and until when the current one keeps signing beside it.
     pub rotate: Option<(Secret, OffsetDateTime)>,
     pub at: Option<OffsetDateTime>,
@@ -170,6 +173,12 @@ impl SubscriptionChange {
         }
         if let Some(v) = &self.auth {
             s.auth = v.clone();
+        }
+        if let Some(v) = &self.signature {
+            s.signature = v.clone();
+        }
+        if let Some(v) = &self.tls {
+            s.tls = v.clone();
         }
         match self.enabled {
             Some(true) => {

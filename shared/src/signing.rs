@@ -1,30 +1,62 @@
-//! Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<b64>`)
-//! and the legacy `X-Webhook-Signature: sha256=<hex>` form, plus a verifier receivers can use.
+//! Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature`), in its
+//! two schemes: `v1,<b64>` (HMAC-SHA256 with a shared secret) and `v1a,<b64>` (ed25519: the
+//! receiver holds only our public key). Plus the body-only HMAC the signature profiles put in a
+//! header of their own (`sha256=<hex>`, bare `<hex>`), and verifiers receivers can use.
 //!
-//! Signed content is `"{id}.{timestamp}.{body}"`, HMAC-SHA256 keyed with the base64-decoded
-//! secret (without its `whsec_` prefix). The legacy form is HMAC-SHA256 of the raw body alone,
-//! keyed with the same decoded secret bytes.
+//! Signed content is `"{id}.{timestamp}.{body}"`. An HMAC key is the base64-decoded secret after
+//! `whsec_`, or a raw secret's UTF-8 bytes (TrustPager's form: `createHmac('sha256', secret)`).
+//! The body-only forms are HMAC-SHA256 of the raw body alone, keyed the same way.
+//!
+//! Secrets have a text form shown to the customer once ([`Secret::expose`]) and a stored form
+//! ([`Secret::stored`]): the same text, except a raw secret, stored as `whraw_<text>`; an ed25519
+//! signing key is `whsk_<b64 of its 32-byte seed>` and never shown; its public key `whpk_<b64>`.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::fmt;
 
 type HmacSha256 = Hmac<Sha256>;
 
 const PREFIX: &str = "whsec_";
+const SIGNING_KEY_PREFIX: &str = "whsk_";
+const PUBLIC_KEY_PREFIX: &str = "whpk_";
+const RAW_PREFIX: &str = "whraw_";
+/// Prefixes a raw secret may not start with (they name the other forms).
+pub const RESERVED_PREFIXES: [&str; 4] = [PREFIX, SIGNING_KEY_PREFIX, PUBLIC_KEY_PREFIX, RAW_PREFIX];
 
 /// Receivers reject timestamps further than this from their clock (Standard Webhooks).
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
+
+/// The Standard Webhooks signature scheme of a secret.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// HMAC-SHA256 with a shared secret.
+    #[default]
+    V1,
+    /// ed25519: we sign, the receiver verifies with the public key.
+    V1a,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Key {
+    Hmac(Vec<u8>),
+    Ed25519(SigningKey),
+}
 
 /// A signing secret. `Debug` never prints it; only [`Secret::expose`] does, for the one response
 /// that returns it at creation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret {
     text: String,
-    key: Vec<u8>,
+    /// A raw secret (its text is the key), stored with [`RAW_PREFIX`].
+    raw: bool,
+    key: Key,
 }
 
 impl fmt::Debug for Secret {
@@ -44,42 +76,107 @@ impl Secret {
     pub fn generate() -> Self {
         let mut key = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        Self { text: format!("{PREFIX}{}", B64.encode(&key)), key }
+        Self { text: format!("{PREFIX}{}", B64.encode(&key)), raw: false, key: Key::Hmac(key) }
     }
 
+    /// A fresh ed25519 signing key (`v1a`).
+    pub fn generate_ed25519() -> Self {
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        Self { text: format!("{SIGNING_KEY_PREFIX}{}", B64.encode(seed)), raw: false, key: Key::Ed25519(SigningKey::from_bytes(&seed)) }
+    }
+
+    /// A raw secret: its UTF-8 bytes are the HMAC key (validated by the API, not here).
+    pub fn raw(text: &str) -> Self {
+        Self { text: text.to_owned(), raw: true, key: Key::Hmac(text.as_bytes().to_vec()) }
+    }
+
+    /// Reads the stored form (also what Standard Webhooks libraries take: `whsec_…` or bare base64).
     pub fn parse(text: &str) -> Result<Self, SecretError> {
+        if let Some(raw) = text.strip_prefix(RAW_PREFIX) {
+            return Ok(Self::raw(raw));
+        }
+        if let Some(b64) = text.strip_prefix(SIGNING_KEY_PREFIX) {
+            let seed: [u8; 32] = B64.decode(b64).ok().and_then(|k| k.try_into().ok()).ok_or(SecretError::Malformed)?;
+            return Ok(Self { text: text.to_owned(), raw: false, key: Key::Ed25519(SigningKey::from_bytes(&seed)) });
+        }
         let b64 = text.strip_prefix(PREFIX).unwrap_or(text);
         let key = B64.decode(b64).map_err(|_| SecretError::Malformed)?;
         if key.is_empty() {
             return Err(SecretError::Malformed);
         }
-        Ok(Self { text: text.to_owned(), key })
+        Ok(Self { text: text.to_owned(), raw: false, key: Key::Hmac(key) })
     }
 
+    /// The text the customer gave or got (never an ed25519 signing key's: see [`Secret::shown`]).
     pub fn expose(&self) -> &str {
         &self.text
     }
 
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length")
+    /// What a create or rotate response returns: the secret of a `v1` subscription; nothing for
+    /// `v1a` (its signing key stays here, the public key is readable any time).
+    pub fn shown(&self) -> Option<&str> {
+        matches!(self.key, Key::Hmac(_)).then_some(self.text.as_str())
     }
 
-    /// `v1,<base64>` over `"{id}.{timestamp}.{body}"`.
+    /// The form kept in the subscription's record, read back by [`Secret::parse`].
+    pub fn stored(&self) -> String {
+        match self.raw {
+            true => format!("{RAW_PREFIX}{}", self.text),
+            false => self.text.clone(),
+        }
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        match self.key {
+            Key::Hmac(_) => Scheme::V1,
+            Key::Ed25519(_) => Scheme::V1a,
+        }
+    }
+
+    /// `whpk_` + base64 of the ed25519 public key; `None` for an HMAC secret.
+    pub fn public_key(&self) -> Option<String> {
+        match &self.key {
+            Key::Ed25519(k) => Some(format!("{PUBLIC_KEY_PREFIX}{}", B64.encode(k.verifying_key().as_bytes()))),
+            Key::Hmac(_) => None,
+        }
+    }
+
+    fn mac(key: &[u8]) -> HmacSha256 {
+        HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+    }
+
+    /// `v1,<base64>` (HMAC) or `v1a,<base64>` (ed25519) over `"{id}.{timestamp}.{body}"`.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = self.mac();
-        mac.update(msg_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+        match &self.key {
+            Key::Hmac(key) => {
+                let mut mac = Self::mac(key);
+                mac.update(msg_id.as_bytes());
+                mac.update(b".");
+                mac.update(timestamp.to_string().as_bytes());
+                mac.update(b".");
+                mac.update(body);
+                format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+            }
+            Key::Ed25519(k) => {
+                let content = [msg_id.as_bytes(), b".", timestamp.to_string().as_bytes(), b".", body].concat();
+                format!("v1a,{}", B64.encode(k.sign(&content).to_bytes()))
+            }
+        }
     }
 
-    /// `sha256=<hex>` over the raw body (the legacy `X-Webhook-Signature` header).
-    pub fn sign_body_hex(&self, body: &[u8]) -> String {
-        let mut mac = self.mac();
+    /// Lower-case hex of HMAC-SHA256 over the raw body alone; `None` for an ed25519 key.
+    pub fn body_hex(&self, body: &[u8]) -> Option<String> {
+        let Key::Hmac(key) = &self.key else { return None };
+        let mut mac = Self::mac(key);
         mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// `sha256=<hex>` over the raw body (the legacy `X-Webhook-Signature` header); empty for an
+    /// ed25519 key, which has no shared secret.
+    pub fn sign_body_hex(&self, body: &[u8]) -> String {
+        self.body_hex(body).map(|h| format!("sha256={h}")).unwrap_or_default()
     }
 }
 
@@ -87,6 +184,18 @@ impl Secret {
 /// space-separated.
 pub fn signature_header(secrets: &[&Secret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     secrets.iter().map(|s| s.sign(msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
+}
+
+/// An ed25519 public key as receivers hold it (`whpk_…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    pub fn parse(text: &str) -> Result<Self, SecretError> {
+        let b64 = text.strip_prefix(PUBLIC_KEY_PREFIX).unwrap_or(text);
+        let bytes: [u8; 32] = B64.decode(b64).ok().and_then(|k| k.try_into().ok()).ok_or(SecretError::Malformed)?;
+        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| SecretError::Malformed)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -97,6 +206,15 @@ pub enum VerifyError {
     Expired,
     #[error("no signature matches")]
     NoMatch,
+}
+
+fn timestamp_within(timestamp: &str, now: i64, tolerance_secs: i64) -> Result<i64, VerifyError> {
+    let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    // abs_diff: `now - ts` overflows for timestamps near i64::MIN or MAX.
+    if now.abs_diff(ts) > tolerance_secs.unsigned_abs() {
+        return Err(VerifyError::Expired);
+    }
+    Ok(ts)
 }
 
 /// Checks a `webhook-signature` header (any of its space-separated `v1,` entries may match) in
@@ -110,17 +228,24 @@ pub fn verify(
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    // abs_diff: `now - ts` overflows for timestamps near i64::MIN or MAX.
-    if now.abs_diff(ts) > tolerance_secs.unsigned_abs() {
-        return Err(VerifyError::Expired);
-    }
+    let ts = timestamp_within(timestamp, now, tolerance_secs)?;
     let expected = secret.sign(msg_id, ts, body);
     let expected = expected.as_bytes();
     let matched = signatures
         .split(' ')
         .filter(|s| s.starts_with("v1,"))
         .fold(false, |acc, s| acc | bool::from(subtle::ConstantTimeEq::ct_eq(s.as_bytes(), expected)));
+    matched.then_some(()).ok_or(VerifyError::NoMatch)
+}
+
+/// [`verify`] for `v1a`: any of the header's `v1a,` entries verifies with `key`.
+pub fn verify_v1a(key: &PublicKey, msg_id: &str, timestamp: &str, signatures: &str, body: &[u8], now: i64, tolerance_secs: i64) -> Result<(), VerifyError> {
+    let ts = timestamp_within(timestamp, now, tolerance_secs)?;
+    let content = [msg_id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body].concat();
+    let matched = signatures.split(' ').filter_map(|s| s.strip_prefix("v1a,")).any(|b64| {
+        let sig = B64.decode(b64).ok().and_then(|b| <[u8; 64]>::try_from(b).ok());
+        sig.is_some_and(|sig| key.0.verify_strict(&content, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok())
+    });
     matched.then_some(()).ok_or(VerifyError::NoMatch)
 }
 
@@ -192,7 +317,7 @@ mod tests {
     fn generated_secrets_have_32_bytes_and_never_debug_print() {
         let s = Secret::generate();
         assert!(s.expose().starts_with("whsec_"));
-        assert_eq!(Secret::parse(s.expose()).unwrap().key.len(), 32);
+        assert!(matches!(Secret::parse(s.expose()).unwrap().key, Key::Hmac(k) if k.len() == 32));
         assert!(!format!("{s:?}").contains(s.expose()));
     }
 
@@ -203,5 +328,36 @@ mod tests {
         assert!(sig.starts_with("sha256="));
         assert_eq!(sig.len(), "sha256=".len() + 64);
         assert_ne!(sig, s.sign_body_hex(b"other"));
+        assert_eq!(s.body_hex(V2.3.as_bytes()).unwrap(), sig["sha256=".len()..]);
+    }
+
+    #[test]
+    fn raw_secrets_key_hmac_with_their_bytes_and_round_trip_through_storage() {
+        let raw = Secret::raw("my-trustpager-secret-1");
+        let same = Secret::parse(&format!("whsec_{}", B64.encode("my-trustpager-secret-1"))).unwrap();
+        assert_eq!(raw.sign("m", 1, b"{}"), same.sign("m", 1, b"{}"), "a Standard Webhooks library verifies it as whsec_ + base64 of its bytes");
+        assert_eq!(raw.expose(), "my-trustpager-secret-1");
+        assert_eq!(raw.stored(), "whraw_my-trustpager-secret-1");
+        assert_eq!(Secret::parse(&raw.stored()).unwrap(), raw);
+        assert_eq!(raw.body_hex(b"{}"), same.body_hex(b"{}"));
+    }
+
+    #[test]
+    fn ed25519_keys_sign_v1a_that_verifies_with_the_public_key_only() {
+        let k = Secret::generate_ed25519();
+        assert_eq!(k.scheme(), Scheme::V1a);
+        assert_eq!(k.shown(), None, "the signing key is never shown");
+        assert_eq!(k.body_hex(b"{}"), None);
+        assert!(k.stored().starts_with("whsk_"));
+        assert_eq!(Secret::parse(&k.stored()).unwrap(), k);
+        let pk = PublicKey::parse(&k.public_key().unwrap()).unwrap();
+        let sig = k.sign("msg_1", 1_700_000_000, b"{\"a\":1}");
+        assert!(sig.starts_with("v1a,"));
+        let both = format!("{} {sig}", Secret::generate().sign("msg_1", 1_700_000_000, b"{\"a\":1}"));
+        assert_eq!(verify_v1a(&pk, "msg_1", "1700000000", &both, b"{\"a\":1}", 1_700_000_000, 300), Ok(()));
+        assert_eq!(verify_v1a(&pk, "msg_1", "1700000000", &sig, b"{\"a\":2}", 1_700_000_000, 300), Err(VerifyError::NoMatch));
+        let other = PublicKey::parse(&Secret::generate_ed25519().public_key().unwrap()).unwrap();
+        assert_eq!(verify_v1a(&other, "msg_1", "1700000000", &sig, b"{\"a\":1}", 1_700_000_000, 300), Err(VerifyError::NoMatch));
+        assert!(!format!("{k:?}").contains("whsk_"));
     }
 }

@@ -10,6 +10,7 @@ pub mod chaos;
 pub mod iam;
 pub mod proxy;
 pub mod receiver;
+pub mod tls;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use runner::{Options, Runner};

@@ -33,6 +33,11 @@ async fn call(stack: &TestStack, seen: &mut Vec<String>, method: Method, path: &
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// Creates a subscription; the response (the one that issues its secret) is not added to `seen`.
+async fn create(stack: &TestStack, body: Value) -> Value {
+    stack.http.post(stack.api("/v1/subscriptions")).bearer_auth(&stack.api_key).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
 async fn scan(stack: &TestStack, table: &str) -> String {
     let items = stack.ddb.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
     format!("{items:?}")
@@ -55,28 +60,20 @@ async fn secrets_never_leak_into_responses_logs_or_attempts() {
     let mut seen = Vec::new();
 
     // Responses that issue a secret are the only ones allowed to show it: not added to `seen`.
-    let a: Value = stack
-        .http
-        .post(stack.api("/v1/subscriptions"))
-        .bearer_auth(&stack.api_key)
-        .json(&json!({"url": receiver.url, "headers": {"X-Custom-Token": "hdr-value-31337"}, "auth": {"type": "basic", "username": "svc", "password": "pw-0xDEADBEEF"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let b: Value = stack
-        .http
-        .post(stack.api("/v1/subscriptions"))
-        .bearer_auth(&stack.api_key)
-        .json(&json!({"url": receiver.url, "auth": {"type": "api_key", "header": "X-Api-Key", "value": "apikey-8badf00d"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let a: Value = create(&stack, json!({"url": receiver.url, "headers": {"X-Custom-Token": "hdr-value-31337"}, "auth": {"type": "basic", "username": "svc", "password": "pw-0xDEADBEEF"}})).await;
+    let b: Value = create(&stack, json!({"url": receiver.url, "auth": {"type": "api_key", "header": "X-Api-Key", "value": "apikey-8badf00d"}})).await;
+    // OAuth2 (its token URL answers no token: the attempts fail `auth`), mTLS with a key, a raw
+    // secret, and a v1a subscription whose signing key must never leave the service.
+    let pem = e2e::tls::certificates(&e2e::tls::tempdir("secrets"));
+    let token_endpoint = Receiver::statuses(&[], 200).await;
+    let c: Value = create(&stack, json!({"url": receiver.url, "secret": "raw-secret-5up3r-l0ng", "auth": {"type": "oauth2", "token_url": token_endpoint.url, "client_id": "cid", "client_secret": "oauth-s3cret-c0ffee"},
+            "tls": {"client_certificate": pem["client.pem"], "client_key": pem["client.key"]}})).await;
+    assert_eq!(c["secret"], "raw-secret-5up3r-l0ng", "{c}");
+    let v1a = call(&stack, &mut seen, Method::POST, "/v1/subscriptions", Some(json!({"url": receiver.url, "signature": {"scheme": "v1a"}}))).await;
+    assert!(v1a["signature"]["public_key"].as_str().is_some() && v1a.get("secret").is_none(), "{v1a}");
+    let key_body: String = pem["client.key"].lines().filter(|l| !l.starts_with("-----")).collect();
+    // The OAuth2 client credentials as they go to the token endpoint (HTTP Basic).
+    secrets.extend(["raw-secret-5up3r-l0ng".to_owned(), "oauth-s3cret-c0ffee".to_owned(), key_body, "Y2lkOm9hdXRoLXMzY3JldC1jMGZmZWU=".to_owned()]);
     let rotated: Value = stack.http.post(stack.api(&format!("/v1/subscriptions/{}/rotate-secret", a["id"].as_str().unwrap()))).bearer_auth(&stack.api_key).send().await.unwrap().json().await.unwrap();
     let key2: Value = stack.http.post(stack.api("/v1/api-keys")).bearer_auth(&stack.api_key).json(&json!({"scopes": ["webhooks:read"]})).send().await.unwrap().json().await.unwrap();
     for s in [&a["secret"], &b["secret"], &rotated["secret"], &key2["key"]] {
@@ -88,15 +85,26 @@ async fn secrets_never_leak_into_responses_logs_or_attempts() {
 
     // Exercise every reading route, a failing then succeeding delivery, the test route.
     stack.publish("evt-secret", "project.created", json!({"x": 1})).await;
-    eventually(Duration::from_secs(60), "both deliveries and the retry", || async { (receiver.received().len() >= 3).then_some(()) }).await;
+    eventually(Duration::from_secs(60), "the three deliveries and the retry", || async { (receiver.received().len() >= 4).then_some(()) }).await;
     let a_id = a["id"].as_str().unwrap();
     let b_id = b["id"].as_str().unwrap();
+    let c_id = c["id"].as_str().unwrap();
+    eventually(Duration::from_secs(60), "the OAuth2 subscription's failed attempt", || async {
+        let page = call(&stack, &mut Vec::new(), Method::GET, &format!("/v1/subscriptions/{c_id}/deliveries"), None).await;
+        page["data"].as_array().filter(|d| !d.is_empty()).map(|_| ())
+    })
+    .await;
+    // The v1a signing key as stored (the subscriptions table is the one place it may be).
+    let subs = scan(&stack, &stack.config.subscriptions_table).await;
+    let whsk = subs.split("whsk_").nth(1).expect("a stored v1a key").split('"').next().unwrap().to_owned();
+    secrets.push(whsk);
     call(&stack, &mut seen, Method::GET, "/v1/subscriptions", None).await;
     call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{a_id}"), None).await;
+    call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{c_id}"), None).await;
     call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{b_id}"), None).await;
     call(&stack, &mut seen, Method::PATCH, &format!("/v1/subscriptions/{a_id}"), Some(json!({"name": "renamed"}))).await;
     call(&stack, &mut seen, Method::POST, &format!("/v1/subscriptions/{b_id}/test"), None).await;
-    for id in [a_id, b_id] {
+    for id in [a_id, b_id, c_id] {
         let page = call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{id}/deliveries"), None).await;
         for d in page["data"].as_array().unwrap() {
             let dlv = d["id"].as_str().unwrap();
@@ -123,4 +131,5 @@ async fn secrets_never_leak_into_responses_logs_or_attempts() {
     let got = receiver.received();
     assert!(got.iter().any(|r| r.header("authorization") == "Basic c3ZjOnB3LTB4REVBREJFRUY="));
     assert!(got.iter().any(|r| r.header("x-api-key") == "apikey-8badf00d"));
+    assert!(token_endpoint.received().iter().any(|r| r.header("authorization") == "Basic Y2lkOm9hdXRoLXMzY3JldC1jMGZmZWU="), "the token endpoint got the client credentials");
 }

@@ -12,9 +12,9 @@ use super::{page_limit, validate, IdPath, JsonBody, ListOut, MaybeJsonBody, Quer
 use crate::config::Config;
 use crate::deps::Deps;
 use crate::ids::SubscriptionId;
-use crate::model::{EndpointAuth, PayloadMode, RetrySettings, Scope, Subscription};
+use crate::model::{ClientAuth, EndpointAuth, PayloadMode, Profile, RetrySettings, Scope, SignatureSettings, Subscription, TlsSettings};
 use crate::ports::{ActiveChange, PortError, SubscriptionChange};
-use crate::signing::Secret;
+use crate::signing::{Scheme, Secret};
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{ETAG, IF_MATCH};
 use axum::http::request::Parts;
@@ -44,16 +44,35 @@ pub struct SubscriptionIn {
     pub payload: Option<PayloadMode>,
     /// Its own retry policy within the stack's; absent or `null`: the stack's.
     pub retry: Option<RetrySettings>,
-    /// A signing secret of the customer's own (`whsec_…`); absent: one is generated.
+    /// A signing secret of the customer's own (`whsec_…` or raw); absent: one is generated.
     pub secret: Option<String>,
+    /// The signature scheme (`v1` HMAC, `v1a` ed25519) and the receiver's header formats.
+    pub signature: Option<SignatureIn>,
+    /// A client certificate for mutual TLS and CAs pinning the endpoint's certificate.
+    pub tls: Option<TlsSettings>,
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
 }
 
+/// `signature` at create: the settings plus the scheme (PATCH takes the settings only; the scheme
+/// changes by a rotation, which keeps the old key signing beside the new one).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureIn {
+    pub scheme: Option<Scheme>,
+    #[serde(default)]
+    pub profile: Profile,
+    pub header: Option<String>,
+    pub event_header: Option<String>,
+}
+
 impl SubscriptionIn {
     /// Checks every field (each rejection names it) and makes the subscription.
-    pub fn validate(self, config: &Config, tenant: crate::ids::TenantId, now: OffsetDateTime) -> Result<Subscription, ApiError> {
+    pub fn validate(self, config: &Config, sender: &crate::delivery::http::HttpSender, tenant: crate::ids::TenantId, now: OffsetDateTime) -> Result<Subscription, ApiError> {
+        if let Some(t) = &self.tls {
+            validate::tls(sender, t)?;
+        }
         validate::url(config, &self.url)?;
         validate::text("name", &self.name, validate::MAX_NAME)?;
         validate::text("description", &self.description, validate::MAX_DESCRIPTION)?;
@@ -63,11 +82,20 @@ impl SubscriptionIn {
         if let Some(r) = &self.retry {
             validate::retry(config, r)?;
         }
-        let secret = self.secret.as_deref().map(validate::secret).transpose()?;
+        let signature_in = self.signature.unwrap_or_default();
+        let scheme = signature_in.scheme.unwrap_or_default();
+        let signature = SignatureSettings { profile: signature_in.profile, header: signature_in.header, event_header: signature_in.event_header };
+        validate::signature(&signature, scheme)?;
+        let secret = match (self.secret.as_deref(), scheme) {
+            (Some(_), Scheme::V1a) => return Err(ApiError::invalid("secret", "a `v1a` subscription's ed25519 key is generated here (it never leaves the service); omit `secret`")),
+            (Some(text), Scheme::V1) => Some(validate::secret(text)?),
+            (None, Scheme::V1a) => Some(Secret::generate_ed25519()),
+            (None, Scheme::V1) => None,
+        };
         let headers = self.headers.unwrap_or_default();
         validate::headers(&headers)?;
         let auth = self.auth.unwrap_or_default();
-        validate::auth(&auth)?;
+        validate::auth(config, &auth)?;
         let mut sub = Subscription::new(tenant, self.url, events, now);
         sub.name = self.name;
         sub.description = self.description;
@@ -80,6 +108,8 @@ impl SubscriptionIn {
         sub.enabled = self.enabled.unwrap_or(true);
         sub.headers = headers;
         sub.auth = auth;
+        sub.signature = signature;
+        sub.tls = self.tls;
         Ok(sub)
     }
 }
@@ -102,11 +132,22 @@ pub struct SubscriptionPatch {
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
+    /// The profile and header names (not the scheme: see [`SignatureIn`]).
+    pub signature: Option<SignatureSettings>,
+    #[serde(default, deserialize_with = "present")]
+    pub tls: Option<Option<TlsSettings>>,
 }
 
 impl SubscriptionPatch {
-    /// Checks the fields sent and makes the change of exactly those.
-    pub fn validate(self, config: &Config, now: OffsetDateTime) -> Result<SubscriptionChange, ApiError> {
+    /// Checks the fields sent and makes the change of exactly those (`scheme`: the stored
+    /// subscription's, which a `signature` must suit).
+    pub fn validate(self, config: &Config, sender: &crate::delivery::http::HttpSender, scheme: Scheme, now: OffsetDateTime) -> Result<SubscriptionChange, ApiError> {
+        if let Some(s) = &self.signature {
+            validate::signature(s, scheme)?;
+        }
+        if let Some(Some(t)) = &self.tls {
+            validate::tls(sender, t)?;
+        }
         if let Some(url) = &self.url {
             validate::url(config, url)?;
         }
@@ -123,7 +164,7 @@ impl SubscriptionPatch {
             validate::headers(headers)?;
         }
         if let Some(auth) = &self.auth {
-            validate::auth(auth)?;
+            validate::auth(config, auth)?;
         }
         if let Some(Some(r)) = &self.retry {
             validate::retry(config, r)?;
@@ -144,6 +185,8 @@ impl SubscriptionPatch {
             enabled: self.enabled,
             headers: self.headers,
             auth: self.auth,
+            signature: self.signature,
+            tls: self.tls,
             rotate: None,
             at: Some(now),
         })
@@ -162,6 +205,42 @@ pub enum AuthOut {
     None,
     Basic { username: String },
     ApiKey { header: String },
+    #[serde(rename = "oauth2")]
+    OAuth2 { token_url: String, client_id: String, scope: Option<String>, audience: Option<String>, client_auth: ClientAuth },
+}
+
+/// The signature settings as shown, with their effective header names and the public keys of a
+/// `v1a` subscription (the previous one while it still signs).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct SignatureOut {
+    pub scheme: Scheme,
+    pub profile: Profile,
+    /// The body signature's header (`null`: none, an ed25519 subscription has no shared secret).
+    pub header: Option<String>,
+    pub event_header: String,
+    pub public_key: Option<String>,
+    pub previous_public_key: Option<String>,
+}
+
+impl SignatureOut {
+    fn of(s: &Subscription, now: OffsetDateTime) -> Self {
+        let previous = s.signing_secrets(now).into_iter().nth(1);
+        Self {
+            scheme: s.secret.scheme(),
+            profile: s.signature.profile,
+            header: s.secret.body_hex(b"").map(|_| s.signature.body_header().0),
+            event_header: s.signature.event_header(),
+            public_key: s.secret.public_key(),
+            previous_public_key: previous.and_then(Secret::public_key),
+        }
+    }
+}
+
+/// mTLS as shown: which certificate (by fingerprint), and how many pinned CAs; never the key.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TlsOut {
+    pub client_certificate_sha256: Option<String>,
+    pub ca_certificates: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -180,6 +259,8 @@ pub struct SubscriptionOut {
     /// Custom header names; values are write-only (they often carry credentials).
     pub headers: BTreeMap<String, String>,
     pub auth: AuthOut,
+    pub signature: SignatureOut,
+    pub tls: Option<TlsOut>,
     pub failure_count: u32,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_delivered_at: Option<OffsetDateTime>,
@@ -210,7 +291,15 @@ impl From<&Subscription> for SubscriptionOut {
                 EndpointAuth::None => AuthOut::None,
                 EndpointAuth::Basic { username, .. } => AuthOut::Basic { username: username.clone() },
                 EndpointAuth::ApiKey { header, .. } => AuthOut::ApiKey { header: header.clone() },
+                EndpointAuth::OAuth2 { token_url, client_id, scope, audience, client_auth, .. } => {
+                    AuthOut::OAuth2 { token_url: token_url.clone(), client_id: client_id.clone(), scope: scope.clone(), audience: audience.clone(), client_auth: *client_auth }
+                }
             },
+            signature: SignatureOut::of(s, OffsetDateTime::now_utc()),
+            tls: s.tls.as_ref().map(|t| TlsOut {
+                client_certificate_sha256: t.client_certificate.as_deref().and_then(validate::certificate_fingerprint),
+                ca_certificates: t.ca_certificates.as_deref().map_or(0, |c| c.matches("-----BEGIN CERTIFICATE-----").count()),
+            }),
             failure_count: s.failure_count,
             last_delivered_at: s.last_delivered_at,
             disabled_reason: s.disabled_reason.clone(),
@@ -221,17 +310,22 @@ impl From<&Subscription> for SubscriptionOut {
     }
 }
 
-/// Create and rotate responses: the only ones that carry a secret.
+/// Create and rotate responses: the only ones that carry a secret (a `v1` one: a `v1a`
+/// subscription's key never leaves the service; its public key is in `signature`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SubscriptionCreatedOut {
     #[serde(flatten)]
     pub subscription: SubscriptionOut,
-    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RotatedOut {
-    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// Until then deliveries are signed with both the new and the previous secret.
     #[serde(with = "time::serde::rfc3339")]
     pub previous_secret_expires_at: OffsetDateTime,
@@ -293,14 +387,14 @@ fn changed(e: PortError, max: usize) -> ApiError {
 
 pub async fn create(State(deps): State<Arc<Deps>>, caller: Caller, JsonBody(input): JsonBody<SubscriptionIn>) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    let sub = input.validate(&deps.config, caller.tenant.clone(), OffsetDateTime::now_utc())?;
+    let sub = input.validate(&deps.config, &deps.sender, caller.tenant.clone(), OffsetDateTime::now_utc())?;
     let max = deps.config.max_subscriptions;
     deps.subscriptions.create(&sub, max).await.map_err(|e| match e {
         PortError::LimitReached => ApiError::Conflict(format!("a tenant may have at most {max} active subscriptions")),
         other => other.into(),
     })?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "subscription created");
-    let out = SubscriptionCreatedOut { subscription: SubscriptionOut::from(&sub), secret: sub.secret.expose().to_owned() };
+    let out = SubscriptionCreatedOut { subscription: SubscriptionOut::from(&sub), secret: sub.secret.shown().map(str::to_owned) };
     Ok(tagged(StatusCode::CREATED, &sub, out))
 }
 
@@ -333,11 +427,19 @@ pub async fn update(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): I
     caller.require(Scope::Write)?;
     let id = parse_id(&id)?;
     let now = OffsetDateTime::now_utc();
-    let change = patch.validate(&deps.config, now)?;
-    // Enabling a disabled subscription is an operational event (`endpoint.enabled`): read first.
-    let was_disabled = match change.enabled {
-        Some(true) => deps.subscriptions.get(&caller.tenant, &id).await?.is_some_and(|s| !s.enabled),
-        _ => false,
+    // Enabling a disabled subscription is an operational event (`endpoint.enabled`), and a new
+    // signature profile must suit the stored scheme: read first when either is asked.
+    let current = match (patch.enabled, &patch.signature) {
+        (Some(true), _) | (_, Some(_)) => Some(deps.subscriptions.get(&caller.tenant, &id).await?.ok_or(ApiError::NotFound("subscription"))?),
+        _ => None,
+    };
+    let scheme = current.as_ref().map_or(Scheme::V1, |s| s.secret.scheme());
+    let change = patch.validate(&deps.config, &deps.sender, scheme, now)?;
+    let was_disabled = change.enabled == Some(true) && current.as_ref().is_some_and(|s| !s.enabled);
+    // The profile was checked against this version's scheme; a rotation in between must not pass.
+    let expect = match (&change.signature, &current) {
+        (Some(_), Some(c)) => expect.or(Some(c.version)),
+        _ => expect,
     };
     let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
     if was_disabled && sub.enabled {
@@ -366,26 +468,40 @@ pub async fn restore(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): 
     Ok(tagged(StatusCode::OK, &sub, SubscriptionOut::from(&sub)))
 }
 
-/// `POST …/rotate-secret` may name the new secret (`{"secret": "whsec_…"}`); without a body one
-/// is generated.
-#[derive(Debug, Deserialize)]
+/// `POST …/rotate-secret` may name the new secret (`{"secret": "whsec_…"}`, `v1` only) or the
+/// scheme of the new key (`{"scheme": "v1a"}` migrates to ed25519 with the usual overlap);
+/// without a body a new key of the current scheme is generated.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateIn {
     pub secret: Option<String>,
+    pub scheme: Option<Scheme>,
 }
 
 /// A new secret; the previous one keeps signing (alongside) for the configured overlap.
 pub async fn rotate_secret(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath, IfMatch(expect): IfMatch, MaybeJsonBody(input): MaybeJsonBody<RotateIn>) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
-    let id = parse_id(&id)?;
+    let current = find(&deps, &caller, &id).await?;
     let now = OffsetDateTime::now_utc();
     let until = now + deps.config.secret_overlap;
-    let secret = match input.and_then(|i| i.secret) {
-        Some(text) => validate::secret(&text)?,
-        None => Secret::generate(),
+    let input = input.unwrap_or_default();
+    let scheme = input.scheme.unwrap_or(current.secret.scheme());
+    let secret = match (input.secret, scheme) {
+        (Some(_), Scheme::V1a) => return Err(ApiError::invalid("secret", "a `v1a` key is generated here; omit `secret`")),
+        (Some(text), Scheme::V1) => validate::secret(&text)?,
+        (None, Scheme::V1) => Secret::generate(),
+        (None, Scheme::V1a) => {
+            if current.signature.profile != Profile::Standard {
+                return Err(ApiError::invalid("scheme", "the subscription's signature profile is an HMAC of the body; set `signature.profile` to `standard` first"));
+            }
+            Secret::generate_ed25519()
+        }
     };
+    // A change of scheme was checked against this version's profile.
+    let expect = if scheme != current.secret.scheme() { expect.or(Some(current.version)) } else { expect };
     let change = SubscriptionChange { rotate: Some((secret.clone(), until)), at: Some(now), ..Default::default() };
-    let sub = deps.subscriptions.update(&caller.tenant, &id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
+    let sub = deps.subscriptions.update(&caller.tenant, &current.subscription_id, &change, expect).await.map_err(|e| changed(e, deps.config.max_subscriptions))?;
     tracing::info!(tenant = %sub.tenant_id, subscription_id = %sub.subscription_id, "signing secret rotated");
-    Ok(tagged(StatusCode::OK, &sub, RotatedOut { secret: secret.expose().to_owned(), previous_secret_expires_at: until }))
+    let out = RotatedOut { secret: secret.shown().map(str::to_owned), public_key: secret.public_key(), previous_secret_expires_at: until };
+    Ok(tagged(StatusCode::OK, &sub, out))
 }

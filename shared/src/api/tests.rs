@@ -218,7 +218,7 @@ async fn a_customer_may_bring_its_own_secret_at_create_and_rotate() {
     let id = sub["id"].as_str().unwrap();
     let stored = app.deps.subscriptions.get(&TenantId::parse("acme").unwrap(), &crate::ids::SubscriptionId::parse(id).unwrap()).await.unwrap().unwrap();
     assert_eq!(stored.secret.expose(), own(32), "it signs with the customer's secret");
-    for bad in [own(16), own(65), "whsec_not base64!".to_owned(), "s3cret".to_owned(), own(32).trim_start_matches("whsec_").to_owned()] {
+    for bad in [own(16), own(65), "whsec_not base64!".to_owned(), "s3cret".to_owned(), "a raw secret with spaces".to_owned(), "whsk_AAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(), "x".repeat(257)] {
         let (status, problem) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "https://example.com/h", "secret": bad}))).await;
         assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("secret")), "{bad}: {problem}");
         assert!(!problem.to_string().contains(&bad), "a refused secret is not echoed: {problem}");
@@ -231,4 +231,60 @@ async fn a_customer_may_bring_its_own_secret_at_create_and_rotate() {
     assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("secret")));
     let (status, out) = app.call("POST", &rotate, Some(&key), None).await;
     assert!(status == StatusCode::OK && out["secret"].as_str().is_some_and(|s| s.starts_with("whsec_") && s != own(48)), "{out}");
+    // A raw secret (TrustPager's form) is its own text, shown back once and signing with its bytes.
+    let (status, sub) = app.call("POST", "/v1/subscriptions", Some(&key), Some(json!({"url": "https://example.com/h", "secret": "my-trustpager-secret-1"}))).await;
+    assert_eq!((status, sub["secret"].as_str()), (StatusCode::CREATED, Some("my-trustpager-secret-1")), "{sub}");
+    let (_, shown) = app.call("GET", &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()), Some(&key), None).await;
+    assert!(!shown.to_string().contains("my-trustpager-secret-1"), "{shown}");
+}
+
+#[tokio::test]
+async fn v1a_subscriptions_show_their_public_key_and_never_a_signing_key() {
+    let app = App::new();
+    let key = app.key("acme", &Scope::ALL).await;
+    let create = |body: serde_json::Value| app.call("POST", "/v1/subscriptions", Some(&key), Some(body));
+    let (status, sub) = create(json!({"url": "https://example.com/h", "signature": {"scheme": "v1a"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    assert!(sub.get("secret").is_none(), "{sub}");
+    let pk = sub["signature"]["public_key"].as_str().unwrap().to_owned();
+    assert!(pk.starts_with("whpk_") && sub["signature"]["scheme"] == "v1a" && sub["signature"]["header"].is_null(), "{sub}");
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let stored = app.deps.subscriptions.get(&TenantId::parse("acme").unwrap(), &crate::ids::SubscriptionId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert!(!sub.to_string().contains(&stored.secret.stored()["whsk_".len()..]), "the signing key is never shown");
+    // Rotation keeps the scheme; the previous key is shown while it still signs.
+    let (status, out) = app.call("POST", &format!("/v1/subscriptions/{id}/rotate-secret"), Some(&key), None).await;
+    assert!(status == StatusCode::OK && out.get("secret").is_none() && out["public_key"].as_str().is_some_and(|k| k.starts_with("whpk_") && k != pk), "{out}");
+    let (_, shown) = app.call("GET", &format!("/v1/subscriptions/{id}"), Some(&key), None).await;
+    assert_eq!((shown["signature"]["public_key"].as_str(), shown["signature"]["previous_public_key"].as_str()), (out["public_key"].as_str(), Some(pk.as_str())));
+    // What cannot go with ed25519, each naming its field.
+    for (body, field) in [
+        (json!({"url": "https://example.com/h", "signature": {"scheme": "v1a"}, "secret": "my-trustpager-secret-1"}), "secret"),
+        (json!({"url": "https://example.com/h", "signature": {"scheme": "v1a", "profile": "hex"}}), "signature.profile"),
+        (json!({"url": "https://example.com/h", "signature": {"profile": "standard", "header": "X-Sig"}}), "signature.header"),
+        (json!({"url": "https://example.com/h", "signature": {"profile": "hex", "header": "Host"}}), "signature.header"),
+        (json!({"url": "https://example.com/h", "signature": {"profile": "hex", "header": "X-A", "event_header": "x-a"}}), "signature.event_header"),
+    ] {
+        let (status, problem) = create(body.clone()).await;
+        assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{body}: {problem}");
+    }
+    let (status, problem) = app.call("PATCH", &format!("/v1/subscriptions/{id}"), Some(&key), Some(json!({"signature": {"profile": "sha256_hex"}}))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("signature.profile")), "{problem}");
+    let (status, problem) = app.call("PATCH", &format!("/v1/subscriptions/{id}"), Some(&key), Some(json!({"signature": {"scheme": "v1"}}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the scheme changes by rotation only: {problem}");
+}
+
+#[tokio::test]
+async fn profiles_and_oauth2_credentials_are_shown_without_secrets() {
+    let app = App::new();
+    let key = app.key("acme", &Scope::ALL).await;
+    let body = json!({"url": "https://example.com/h", "secret": "my-trustpager-secret-1",
+        "signature": {"profile": "hex", "header": "X-TrustPager-Signature", "event_header": "X-TrustPlus-Event"},
+        "auth": {"type": "oauth2", "token_url": "https://auth.example.com/token", "client_id": "cid", "client_secret": "oauth-client-secret", "scope": "hooks"}});
+    let (status, sub) = app.call("POST", "/v1/subscriptions", Some(&key), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    assert_eq!(sub["signature"], json!({"scheme": "v1", "profile": "hex", "header": "x-trustpager-signature", "event_header": "x-trustplus-event", "public_key": null, "previous_public_key": null}));
+    assert_eq!(sub["auth"], json!({"type": "oauth2", "token_url": "https://auth.example.com/token", "client_id": "cid", "scope": "hooks", "audience": null, "client_auth": "basic"}));
+    assert!(!sub.to_string().contains("oauth-client-secret"));
+    let (status, problem) = app.call("PATCH", &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()), Some(&key), Some(json!({"tls": {"client_certificate": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----"}}))).await;
+    assert_eq!((status, problem["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tls.client_key")), "{problem}");
 }

@@ -32,10 +32,17 @@ pub fn text(field: &str, value: &Option<String>, max: usize) -> Result<(), ApiEr
 }
 
 /// A signing secret the customer chose (create, rotate): `whsec_` + standard base64 of 24-64
-/// random bytes, as Standard Webhooks defines it and its libraries read it.
+/// random bytes, as Standard Webhooks defines it and its libraries read it; or a raw secret of
+/// 16-256 visible ASCII characters whose bytes are the key (TrustPager's form).
 pub fn secret(text: &str) -> Result<crate::signing::Secret, ApiError> {
-    const RULE: &str = "must be whsec_ followed by the standard base64 of 24-64 random bytes (Standard Webhooks)";
-    let Some(b64) = text.strip_prefix("whsec_") else { return Err(ApiError::invalid("secret", RULE)) };
+    const RULE: &str = "must be whsec_ followed by the standard base64 of 24-64 random bytes (Standard Webhooks), or a raw secret of 16-256 visible ASCII characters";
+    let Some(b64) = text.strip_prefix("whsec_") else {
+        let visible = text.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if !visible || !(16..=256).contains(&text.len()) || crate::signing::RESERVED_PREFIXES.iter().any(|p| text.starts_with(p)) {
+            return Err(ApiError::invalid("secret", RULE));
+        }
+        return Ok(crate::signing::Secret::raw(text));
+    };
     let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).map_err(|_| ApiError::invalid("secret", RULE))?;
     if !(24..=64).contains(&bytes.len()) {
         return Err(ApiError::invalid("secret", format!("{RULE}; this one has {} bytes", bytes.len())));
@@ -123,7 +130,7 @@ pub fn headers(headers: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn auth(auth: &EndpointAuth) -> Result<(), ApiError> {
+pub fn auth(config: &Config, auth: &EndpointAuth) -> Result<(), ApiError> {
     match auth {
         EndpointAuth::None => Ok(()),
         EndpointAuth::Basic { username, password } => {
@@ -139,7 +146,85 @@ pub fn auth(auth: &EndpointAuth) -> Result<(), ApiError> {
             header_name("auth.header", header)?;
             header_value("auth.value", value)
         }
+        EndpointAuth::OAuth2 { token_url, client_id, client_secret, scope, audience, .. } => {
+            ssrf::validate_url(token_url, config.allow_http, config.allow_private_targets).map_err(|e| ApiError::invalid("auth.token_url", e.to_string()))?;
+            for (field, value, required) in [("auth.client_id", Some(client_id), true), ("auth.client_secret", Some(client_secret), true), ("auth.scope", scope.as_ref(), false), ("auth.audience", audience.as_ref(), false)] {
+                match value {
+                    Some(v) if v.is_empty() || v.len() > 1024 || v.chars().any(char::is_control) => return Err(ApiError::invalid(field, "must be 1-1024 characters without control characters")),
+                    None if required => return Err(ApiError::invalid(field, "is required")),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+/// A header name a signature profile may use: a valid name, not hop-by-hop or framing, not
+/// Standard Webhooks' own (`webhook-*`), not `authorization`; ours (`x-webhook-…`) only as `ours`.
+fn profile_header(field: &str, name: &str, ours: &str) -> Result<(), ApiError> {
+    let n = name.to_ascii_lowercase();
+    if n == ours {
+        return Ok(());
+    }
+    if n == "authorization" {
+        return Err(ApiError::invalid(field, "`authorization` is reserved and cannot be set"));
+    }
+    header_name(field, name)
+}
+
+/// The signature settings: named headers valid and distinct, and a body signature only where
+/// there is a shared secret (`v1a` keys are ed25519: the receiver holds no secret to check one).
+pub fn signature(s: &crate::model::SignatureSettings, scheme: crate::signing::Scheme) -> Result<(), ApiError> {
+    use crate::model::{Profile, DEFAULT_EVENT_HEADER, DEFAULT_SIGNATURE_HEADER};
+    match (s.profile, &s.header) {
+        (Profile::Standard, Some(_)) => return Err(ApiError::invalid("signature.header", "is only for the profiles `sha256_hex` and `hex` (`standard` uses x-webhook-signature)")),
+        (_, Some(h)) => profile_header("signature.header", h, DEFAULT_SIGNATURE_HEADER)?,
+        _ => {}
+    }
+    if let Some(h) = &s.event_header {
+        profile_header("signature.event_header", h, DEFAULT_EVENT_HEADER)?;
+    }
+    if s.body_header().0 == s.event_header() {
+        return Err(ApiError::invalid("signature.event_header", "must differ from the signature's header"));
+    }
+    if scheme == crate::signing::Scheme::V1a && s.profile != Profile::Standard {
+        return Err(ApiError::invalid("signature.profile", "`sha256_hex` and `hex` are HMACs with a shared secret; a `v1a` (ed25519) subscription has none: use `standard`"));
+    }
+    Ok(())
+}
+
+/// PEM text of at most this many bytes (a chain of a few certificates).
+const MAX_PEM: usize = 16 * 1024;
+
+/// mTLS settings: certificate and key together, every part PEM, and a client that can be built
+/// from them (the key matches the certificate, the CAs parse).
+pub fn tls(sender: &crate::delivery::http::HttpSender, t: &crate::model::TlsSettings) -> Result<(), ApiError> {
+    for (field, v) in [("tls.client_certificate", &t.client_certificate), ("tls.client_key", &t.client_key), ("tls.ca_certificates", &t.ca_certificates)] {
+        if v.as_ref().is_some_and(|p| p.len() > MAX_PEM || !p.contains("-----BEGIN ")) {
+            return Err(ApiError::invalid(field, format!("must be PEM text of at most {MAX_PEM} bytes")));
+        }
+    }
+    match (&t.client_certificate, &t.client_key) {
+        (Some(_), None) => return Err(ApiError::invalid("tls.client_key", "is required with a client certificate")),
+        (None, Some(_)) => return Err(ApiError::invalid("tls.client_certificate", "is required with a client key")),
+        (None, None) if t.ca_certificates.is_none() => return Err(ApiError::invalid("tls", "names a client certificate and key, CA certificates, or both (`null` removes them)")),
+        _ => {}
+    }
+    sender.tls_client(t).map(|_| ()).map_err(|e| {
+        let field = if e.starts_with("CA") { "tls.ca_certificates" } else { "tls.client_key" };
+        ApiError::invalid(field, e)
+    })
+}
+
+/// The SHA-256 (hex) of the first certificate's DER in PEM text: how the API names a client
+/// certificate without returning it.
+pub fn certificate_fingerprint(pem: &str) -> Option<String> {
+    let start = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
+    let end = start + pem[start..].find("-----END CERTIFICATE-----")?;
+    let b64: String = pem[start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).ok()?;
+    Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&der)))
 }
 
 #[cfg(test)]
@@ -167,11 +252,16 @@ mod tests {
 
     #[test]
     fn auth_credentials_are_checked() {
-        assert!(auth(&EndpointAuth::Basic { username: "u".into(), password: "p".into() }).is_ok());
-        assert_eq!(field(auth(&EndpointAuth::Basic { username: "a:b".into(), password: "p".into() })), "auth.username");
-        assert_eq!(field(auth(&EndpointAuth::Basic { username: "u".into(), password: "".into() })), "auth.password");
-        assert_eq!(field(auth(&EndpointAuth::ApiKey { header: "Host".into(), value: "v".into() })), "auth.header");
-        assert!(auth(&EndpointAuth::ApiKey { header: "X-Api-Key".into(), value: "v".into() }).is_ok());
+        let c = crate::testing::config(&[]);
+        assert!(auth(&c, &EndpointAuth::Basic { username: "u".into(), password: "p".into() }).is_ok());
+        assert_eq!(field(auth(&c, &EndpointAuth::Basic { username: "a:b".into(), password: "p".into() })), "auth.username");
+        assert_eq!(field(auth(&c, &EndpointAuth::Basic { username: "u".into(), password: "".into() })), "auth.password");
+        assert_eq!(field(auth(&c, &EndpointAuth::ApiKey { header: "Host".into(), value: "v".into() })), "auth.header");
+        assert!(auth(&c, &EndpointAuth::ApiKey { header: "X-Api-Key".into(), value: "v".into() }).is_ok());
+        let oauth = |url: &str, secret: &str| EndpointAuth::OAuth2 { token_url: url.into(), client_id: "c".into(), client_secret: secret.into(), scope: None, audience: None, client_auth: Default::default() };
+        assert!(auth(&c, &oauth("https://auth.example.com/token", "s")).is_ok());
+        assert_eq!(field(auth(&c, &oauth("https://169.254.169.254/token", "s"))), "auth.token_url");
+        assert_eq!(field(auth(&c, &oauth("https://auth.example.com/token", ""))), "auth.client_secret");
     }
 
     #[test]

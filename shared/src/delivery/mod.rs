@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod health;
 pub mod http;
+pub mod oauth;
 pub mod plan;
 pub mod request;
 
@@ -159,7 +160,8 @@ pub async fn post(deps: &Deps, sub: &Subscription, d: &Deliver, trigger: Trigger
     let started_at = OffsetDateTime::now_utc();
     let body = request::payload(sub, &d.delivery_id, d.body.get()).into_owned().into_bytes();
     let headers = request::signed_headers(&d.delivery_id, sub, &d.event_type, &body, started_at);
-    let outcome = deps.sender.post_within(&sub.url, headers, body, timeout).await;
+    let to = http::Endpoint { url: &sub.url, auth: &sub.auth, tls: sub.tls.as_ref() };
+    let outcome = deps.sender.deliver(to, headers, body, timeout).await;
     let response = outcome.response().clone();
     let (error_class, error_message) = match &outcome {
         DeliveryOutcome::Delivered(_) => (None, None),

@@ -47,18 +47,26 @@ pub fn signed_headers(delivery: &DeliveryId, sub: &Subscription, event_type: &st
                 map.insert(n, v);
             }
         }
+        // The bearer token is added when sending (`delivery::oauth`): it is fetched, not stored.
+        EndpointAuth::OAuth2 { .. } => {}
     }
-    let pairs = [
-        ("webhook-id", msg_id.to_owned()),
-        ("webhook-timestamp", ts.to_string()),
-        ("webhook-signature", signing::signature_header(&sub.signing_secrets(at), msg_id, ts, body)),
-        ("x-webhook-signature", sub.secret.sign_body_hex(body)),
-        ("x-webhook-event", event_type.to_owned()),
+    let secrets = sub.signing_secrets(at);
+    let (body_header, prefixed) = sub.signature.body_header();
+    // One value per active HMAC secret, newest first (a rotation's overlap); none for ed25519.
+    let body_signatures: Vec<String> = secrets.iter().filter_map(|s| s.body_hex(body)).map(|h| if prefixed { format!("sha256={h}") } else { h }).collect();
+    let mut pairs = vec![
+        ("webhook-id".to_owned(), msg_id.to_owned()),
+        ("webhook-timestamp".to_owned(), ts.to_string()),
+        ("webhook-signature".to_owned(), signing::signature_header(&secrets, msg_id, ts, body)),
+        (sub.signature.event_header(), event_type.to_owned()),
     ];
+    if !body_signatures.is_empty() {
+        pairs.push((body_header, body_signatures.join(", ")));
+    }
     map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in pairs {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            map.insert(HeaderName::from_static(name), v);
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+            map.insert(n, v);
         }
     }
     map
@@ -78,16 +86,22 @@ pub fn shown_headers(delivery: &DeliveryId, sub: Option<&Subscription>, event_ty
             EndpointAuth::ApiKey { header, .. } => {
                 headers.insert(header.to_ascii_lowercase(), REDACTED.into());
             }
+            EndpointAuth::OAuth2 { .. } => {
+                headers.insert("authorization".into(), "Bearer <redacted>".into());
+            }
         }
     }
+    let signature = sub.map(|s| s.signature.clone()).unwrap_or_default();
     headers.extend([
         ("content-type".to_owned(), "application/json".to_owned()),
         ("webhook-id".to_owned(), delivery.to_string()),
         ("webhook-timestamp".to_owned(), "<time of each attempt>".to_owned()),
         ("webhook-signature".to_owned(), REDACTED.to_owned()),
-        ("x-webhook-signature".to_owned(), REDACTED.to_owned()),
-        ("x-webhook-event".to_owned(), event_type.to_owned()),
+        (signature.event_header(), event_type.to_owned()),
     ]);
+    if sub.is_none_or(|s| s.secret.body_hex(b"").is_some()) {
+        headers.insert(signature.body_header().0, REDACTED.to_owned());
+    }
     headers
 }
 
@@ -113,5 +127,44 @@ mod tests {
         let text = format!("{shown:?}");
         assert!(!text.contains("secret") && !text.contains(sub.secret.expose()), "{text}");
         assert_eq!(sent["x-tag"], "secret-tag");
+    }
+
+    fn sub() -> Subscription {
+        Subscription::new(TenantId::parse("acme").unwrap(), "https://example.com".into(), vec!["*".into()], OffsetDateTime::now_utc())
+    }
+
+    #[test]
+    fn profiles_name_the_body_signature_and_event_headers_and_sign_the_body_alone() {
+        use crate::model::{Profile, SignatureSettings};
+        let mut s = sub();
+        s.secret = crate::signing::Secret::raw("my-trustpager-secret-1");
+        s.signature = SignatureSettings { profile: Profile::Hex, header: Some("X-TrustPager-Signature".into()), event_header: Some("X-TrustPlus-Event".into()) };
+        let id = DeliveryId::derive(EventSource::Queue, &s.tenant_id, "e1", OffsetDateTime::UNIX_EPOCH, &s.subscription_id);
+        let sent = signed_headers(&id, &s, "a.b", b"{}", OffsetDateTime::now_utc());
+        assert_eq!(sent["x-trustpager-signature"], s.secret.body_hex(b"{}").unwrap());
+        assert_eq!(sent["x-trustplus-event"], "a.b");
+        assert!(sent.get("x-webhook-signature").is_none() && sent.get("x-webhook-event").is_none());
+        assert!(sent.get("webhook-signature").is_some(), "Standard Webhooks headers are always sent");
+        let shown = shown_headers(&id, Some(&s), "a.b");
+        assert!(shown.contains_key("x-trustpager-signature") && shown.contains_key("x-trustplus-event"));
+
+        s.signature = SignatureSettings { profile: Profile::Sha256Hex, header: None, event_header: None };
+        let old = s.secret.clone();
+        s.previous_secret = Some(std::mem::replace(&mut s.secret, crate::signing::Secret::generate()));
+        s.previous_secret_expires_at = Some(OffsetDateTime::now_utc() + time::Duration::hours(1));
+        let sent = signed_headers(&id, &s, "a.b", b"{}", OffsetDateTime::now_utc());
+        let want = format!("{}, {}", s.secret.sign_body_hex(b"{}"), old.sign_body_hex(b"{}"));
+        assert_eq!(sent["x-webhook-signature"], want.as_str(), "one value per active secret, newest first");
+    }
+
+    #[test]
+    fn an_ed25519_subscription_sends_v1a_and_no_body_signature() {
+        let mut s = sub();
+        s.secret = crate::signing::Secret::generate_ed25519();
+        let id = DeliveryId::derive(EventSource::Queue, &s.tenant_id, "e1", OffsetDateTime::UNIX_EPOCH, &s.subscription_id);
+        let sent = signed_headers(&id, &s, "a.b", b"{}", OffsetDateTime::now_utc());
+        assert!(sent["webhook-signature"].to_str().unwrap().starts_with("v1a,"));
+        assert!(sent.get("x-webhook-signature").is_none());
+        assert!(!shown_headers(&id, Some(&s), "a.b").contains_key("x-webhook-signature"));
     }
 }

@@ -125,6 +125,7 @@ fn class_code(c: FailureClass) -> &'static str {
         FailureClass::Http => "http",
         FailureClass::Redirect => "redirect",
         FailureClass::Blocked => "blocked",
+        FailureClass::Auth => "auth",
     }
 }
 

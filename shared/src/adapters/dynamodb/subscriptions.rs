@@ -222,6 +222,16 @@ impl SubscriptionStore for DynamoSubscriptions {
         if let Some(v) = &change.auth {
             put("auth", av(v)?, &mut set);
         }
+        match &change.signature {
+            Some(v) if v.is_default() => remove.push("signature"),
+            Some(v) => put("signature", av(v)?, &mut set),
+            None => {}
+        }
+        match &change.tls {
+            Some(Some(v)) => put("tls", av(v)?, &mut set),
+            Some(None) => remove.push("tls"),
+            None => {}
+        }
         match change.enabled {
             Some(true) => {
                 put("enabled", AttributeValue::Bool(true), &mut set);
@@ -237,7 +247,7 @@ impl SubscriptionStore for DynamoSubscriptions {
         if let Some((secret, until)) = &change.rotate {
             // Copied inside the update: a concurrent rotation cannot lose the secret in between.
             set.push("previous_secret = secret".into());
-            put("secret", s(secret.expose()), &mut set);
+            put("secret", s(&secret.stored()), &mut set);
             put("previous_secret_expires_at", s(&timefmt::format(*until)), &mut set);
         }
         if let Some(at) = change.at {
