@@ -63,15 +63,18 @@ export function showError(form, err) {
     candidates.push(n);
     if ((up = n.replace(/(\[\d+\]|\.[^.[]*)$/, '')) === n) break;
   }
-  const box = candidates.map((n) => form.querySelector(`[data-field="${CSS.escape(n)}"]`)).find(Boolean);
+  // A field in a hidden panel (another auth type, say) cannot show it: its group does instead.
+  const box = candidates.map((n) => form.querySelector(`[data-field="${CSS.escape(n)}"]`)).find((b) => b && !b.closest('[hidden]'));
   const text = err.message || 'Something went wrong.';
   if (box) {
+    // A field in a closed <details> (mTLS) would keep its error out of sight: open it.
+    for (let d = box.closest('details'); d; d = d.parentElement?.closest('details')) d.open = true;
     const slot = box.querySelector(':scope > .field-error');
     const rest = name.slice(box.dataset.field.length);
     const sub = rest.startsWith('.') ? `${rest.slice(1)}: ` : '';
     slot.textContent = sub + text;
     slot.hidden = false;
-    const control = box.matches('fieldset') ? box : box.querySelector('input, select, textarea');
+    const control = box.matches('fieldset, details') ? box : box.querySelector('input, select, textarea');
     control.setAttribute('aria-invalid', 'true');
     (box.querySelector('input, select, textarea') || box).focus();
   } else {

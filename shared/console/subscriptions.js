@@ -36,6 +36,39 @@ function secretBox(title, secret, ...extra) {
     h('div', { class: 'secret-row' }, h('code', { class: 'secret', 'aria-label': 'Signing secret' }, secret), copyButton(() => secret, 'Copy secret')), ...extra);
 }
 
+/** A v1a public key (`whpk_…`) with a copy button. Not a secret: shown wherever it helps. */
+function publicKey(key, label = 'Copy public key') {
+  return h('div', { class: 'secret-row' }, h('code', { class: 'public-key', 'aria-label': 'Public key' }, key), copyButton(() => key, label));
+}
+
+/** Where a v1a subscription's secret would be: it has none, the receiver verifies with this key. */
+function publicKeyBox(title, key, ...extra) {
+  return h('div', { class: 'card key-box' }, h('h2', {}, title),
+    h('p', {}, 'Deliveries are signed with ed25519 (v1a): give this public key to your receiver to verify the webhook-signature header. It is not a secret; the subscription\'s page shows it again.'),
+    publicKey(key), ...extra);
+}
+
+const SCHEMES = { v1: 'v1 · HMAC-SHA256 (shared secret)', v1a: 'v1a · ed25519 (public key)' };
+const PROFILES = [
+  ['standard', 'Standard Webhooks (webhook-signature)'],
+  ['sha256_hex', 'sha256=<hex> in a header (TRST)'],
+  ['hex', 'bare hex in a header (TrustPager)'],
+];
+const DEFAULT_SIGNATURE = { scheme: 'v1', profile: 'standard', header: null, event_header: null, public_key: null, previous_public_key: null };
+
+/** A subscription's signature settings as summary pairs (its deliveries page). */
+export function signaturePairs(sig) {
+  if (!sig) return {};
+  return {
+    Signature: `${SCHEMES[sig.scheme] || sig.scheme}; ${PROFILES.find(([v]) => v === sig.profile)?.[1] || sig.profile}`,
+    ...(sig.header ? { 'Signature header': h('code', {}, sig.header) } : {}),
+    'Event header': h('code', {}, sig.event_header || 'x-webhook-event'),
+    ...(sig.public_key ? { 'Public key': publicKey(sig.public_key) } : {}),
+    // During a key rotation receivers should accept both.
+    ...(sig.previous_public_key ? { 'Previous public key': publicKey(sig.previous_public_key, 'Copy previous public key') } : {}),
+  };
+}
+
 /** Checkboxes for `*`, each `group.*` and each catalogue type; patterns not in the catalogue are kept. */
 function eventPicker(types, selected) {
   const groups = new Map([['*', ['*']]]);
@@ -158,47 +191,145 @@ function retryEditor(current) {
   return { el, value };
 }
 
-/** Endpoint auth: none, HTTP Basic or an API-key header. Credentials are write-only. */
+/** Endpoint auth: none, HTTP Basic, an API-key header or an OAuth 2.0 client-credentials token
+ * (fetched by the service, sent as a Bearer token). Credentials are write-only. */
 function authEditor(current, editing) {
   let dirty = false;
-  const kinds = [['none', 'None'], ['basic', 'HTTP Basic'], ['api_key', 'API key header']];
+  const kinds = [['none', 'None'], ['basic', 'HTTP Basic'], ['api_key', 'API key header'], ['oauth2', 'OAuth 2.0 client credentials']];
   const name = nextId('auth');
   const radios = kinds.map(([value]) => h('input', { type: 'radio', name, value, checked: current.type === value, id: nextId('r') }));
   const hidden = editing ? 'unchanged (hidden)' : '';
+  const clientAuth = [['basic', 'HTTP Basic header (client_secret_basic)'], ['body', 'In the form body (client_secret_post)']];
   const inputs = {
     username: h('input', { value: current.username || '', autocomplete: 'off' }),
     password: h('input', { type: 'password', autocomplete: 'new-password', placeholder: current.type === 'basic' ? hidden : '' }),
     header: h('input', { value: current.header || '', placeholder: 'X-Api-Key', autocomplete: 'off' }),
     value: h('input', { type: 'password', autocomplete: 'new-password', placeholder: current.type === 'api_key' ? hidden : '' }),
+    token_url: h('input', { type: 'url', value: current.token_url || '', placeholder: 'https://auth.example.com/oauth/token', autocomplete: 'off' }),
+    client_id: h('input', { value: current.client_id || '', autocomplete: 'off', spellcheck: 'false' }),
+    client_secret: h('input', { type: 'password', autocomplete: 'new-password', placeholder: current.type === 'oauth2' ? hidden : '' }),
+    scope: h('input', { value: current.scope || '', placeholder: 'webhooks.write', autocomplete: 'off' }),
+    audience: h('input', { value: current.audience || '', autocomplete: 'off' }),
+    client_auth: h('select', {}, clientAuth.map(([v, label]) => h('option', { value: v, selected: (current.client_auth || 'basic') === v }, label))),
   };
+  // Each input's `field` is the name the API's problems use (auth.token_url …), so an error shows next to it.
   const panels = {
     none: null,
     basic: h('div', { class: 'sub-fields' }, field('Username', inputs.username, { field: 'auth.username' }), field('Password', inputs.password, { field: 'auth.password' })),
     api_key: h('div', { class: 'sub-fields' }, field('Header name', inputs.header, { field: 'auth.header' }), field('Key value', inputs.value, { field: 'auth.value' })),
+    oauth2: h('div', { class: 'sub-fields' },
+      field('Token URL', inputs.token_url, { field: 'auth.token_url' }), field('Client ID', inputs.client_id, { field: 'auth.client_id' }),
+      field('Client secret', inputs.client_secret, { field: 'auth.client_secret' }),
+      field('Client authentication', inputs.client_auth, { field: 'auth.client_auth' }),
+      field('Scope (optional)', inputs.scope, { field: 'auth.scope', hint: 'Space-separated.' }), field('Audience (optional)', inputs.audience, { field: 'auth.audience' })),
   };
   const type = () => radios.find((r) => r.checked)?.value || 'none';
   const sync = () => Object.entries(panels).forEach(([k, p]) => p && (p.hidden = k !== type()));
   const el = group('Endpoint authentication', 'auth',
     h('div', { class: 'radios' }, kinds.map(([, label], i) => h('label', { class: 'check', for: radios[i].id }, radios[i], ` ${label}`))),
-    panels.basic, panels.api_key);
+    panels.basic, panels.api_key, panels.oauth2);
   el.addEventListener('input', () => { dirty = true; sync(); });
   el.addEventListener('change', sync);
   sync();
   const value = () => {
     if (editing && !dirty) return undefined;
     const t = type();
-    const secret = { basic: 'password', api_key: 'value' }[t];
+    const secret = { basic: 'password', api_key: 'value', oauth2: 'client_secret' }[t];
     if (editing && secret && !inputs[secret].value) throw { field: `auth.${secret}`, message: 'enter it again (credentials are never shown)' };
     if (t === 'basic') return { type: t, username: inputs.username.value, password: inputs.password.value };
     if (t === 'api_key') return { type: t, header: inputs.header.value.trim(), value: inputs.value.value };
+    if (t === 'oauth2') {
+      const v = (k) => inputs[k].value.trim();
+      return { type: t, token_url: v('token_url'), client_id: v('client_id'), client_secret: inputs.client_secret.value, scope: v('scope') || null, audience: v('audience') || null, client_auth: inputs.client_auth.value };
+    }
     return { type: 'none' };
+  };
+  return { el, value };
+}
+
+/** How deliveries are signed. The scheme is chosen at create only (PATCH refuses it); the profile
+ * adds the body-hex header some receivers verify instead, under the name they expect. A v1a
+ * subscription has no HMAC secret, so neither a secret of one's own nor a body-hex profile. */
+function signatureEditor(current, editing) {
+  let dirty = false;
+  const name = nextId('scheme');
+  const radios = editing ? [] : Object.keys(SCHEMES).map((value) => h('input', { type: 'radio', name, value, checked: current.scheme === value, id: nextId('r') }));
+  const profile = h('select', {}, PROFILES.map(([v, label]) => h('option', { value: v, selected: v === current.profile }, label)));
+  const header = h('input', { value: current.header || '', placeholder: 'x-webhook-signature', autocomplete: 'off', spellcheck: 'false' });
+  const eventHeader = h('input', { value: current.event_header || '', placeholder: 'x-webhook-event', autocomplete: 'off', spellcheck: 'false' });
+  const secret = h('input', { type: 'password', autocomplete: 'new-password', spellcheck: 'false' });
+  const headerField = field('Signature header name', header, { field: 'signature.header', hint: 'Empty: x-webhook-signature.' });
+  const secretField = !editing && field('Signing secret (optional)', secret, { field: 'secret', hint: 'Your own secret: whsec_… or a raw secret of 16–256 characters; empty: generated.' });
+  const scheme = () => (editing ? current.scheme : radios.find((r) => r.checked)?.value || 'v1');
+  const sync = () => {
+    const asymmetric = scheme() === 'v1a';
+    if (asymmetric) profile.value = 'standard';
+    profile.disabled = asymmetric;
+    headerField.hidden = profile.value === 'standard';
+    if (secretField) secretField.hidden = secret.disabled = asymmetric;
+  };
+  const schemeEl = editing
+    ? h('p', {}, 'Scheme: ', h('strong', {}, SCHEMES[current.scheme] || current.scheme), h('span', { class: 'muted' }, ' (set when the subscription was created)'))
+    : h('div', { class: 'radios' }, radios.map((r) => h('label', { class: 'check', for: r.id }, r, ` ${SCHEMES[r.value]}`)));
+  const el = group('Signature', 'signature',
+    h('p', { class: 'hint' }, 'Every delivery carries the Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature). With v1 the hex HMAC of the body is sent too: as x-webhook-signature: sha256=… (standard), or in the header and format your receiver expects.'),
+    schemeEl,
+    editing && current.public_key && h('div', { class: 'field' }, h('p', {}, 'Public key (your receiver verifies with it):'), publicKey(current.public_key)),
+    h('div', { class: 'sub-fields' }, field('Signature profile', profile, { field: 'signature.profile' }), headerField,
+      field('Event header name', eventHeader, { field: 'signature.event_header', hint: 'The header carrying the event type. Empty: x-webhook-event.' }), secretField));
+  el.addEventListener('input', () => { dirty = true; sync(); });
+  el.addEventListener('change', sync);
+  sync();
+  const value = () => {
+    if (editing && !dirty) return undefined;
+    const p = profile.value;
+    const out = { profile: p, header: p === 'standard' ? null : header.value.trim() || null, event_header: eventHeader.value.trim() || null };
+    return editing ? out : { scheme: scheme(), ...out };
+  };
+  // The create body's top-level `secret` (v1 only; a PATCH has none).
+  const ownSecret = () => (!editing && scheme() === 'v1' && secret.value) || null;
+  return { el, value, secret: ownSecret };
+}
+
+/** mTLS: the client certificate and key deliveries present, and optionally the only CAs the
+ * endpoint's own certificate may chain to (pinning). The key is never shown, so when editing,
+ * empty boxes keep what is set; cert and key are sent together. */
+function tlsEditor(current, editing) {
+  const pem = (placeholder) => h('textarea', { rows: '4', spellcheck: 'false', autocomplete: 'off', class: 'code', placeholder });
+  const cert = pem('-----BEGIN CERTIFICATE-----');
+  const key = pem('-----BEGIN PRIVATE KEY-----');
+  const cas = pem('-----BEGIN CERTIFICATE-----');
+  const remove = editing && current ? h('input', { type: 'checkbox', id: nextId('tls') }) : null; // only what is set can be removed
+  const state = current
+    ? h('p', {}, current.client_certificate_sha256 ? ['Set: certificate SHA-256 ', h('code', { class: 'url' }, current.client_certificate_sha256)] : 'Set: no client certificate', current.ca_certificates ? `; trusts only ${current.ca_certificates} CA certificate${current.ca_certificates === 1 ? '' : 's'}.` : '; trusts the public web roots.')
+    : h('p', { class: 'muted' }, 'None: deliveries present no client certificate.');
+  const err = h('p', { class: 'field-error', id: nextId('err'), hidden: true });
+  // A <details> that is its own error slot (data-field="tls"), like a fieldset made by group().
+  const el = h('details', { class: 'fold', 'data-field': 'tls', 'aria-describedby': err.id, open: !!current },
+    h('summary', {}, 'Client certificate (mTLS)'),
+    h('p', { class: 'hint' }, editing && current ? 'The key is never shown. To replace the certificate, paste it and its key again; empty: unchanged.' : 'Optional, for endpoints that require a client certificate. PEM text.'),
+    editing && state,
+    field('Client certificate (PEM)', cert, { field: 'tls.client_certificate' }),
+    field('Private key (PEM)', key, { field: 'tls.client_key', hint: 'Unencrypted PKCS#8, PKCS#1 or SEC1.' }),
+    field('CA certificates to trust (PEM, optional)', cas, { field: 'tls.ca_certificates', hint: 'Only these may sign the endpoint\'s server certificate; empty: the public web roots.' }),
+    remove && h('div', { class: 'field' }, h('label', { class: 'check', for: remove.id }, remove, ' Remove it (stop using mTLS)')),
+    err);
+  remove?.addEventListener('change', () => [cert, key, cas].forEach((t) => { t.disabled = remove.checked; }));
+  const value = () => {
+    if (remove?.checked) return null;
+    const [c, k, a] = [cert, key, cas].map((t) => t.value.trim());
+    if (!c && !k && !a) return editing ? undefined : null;
+    // What is sent replaces what is set: new CAs alone would drop the client certificate.
+    if (!c && (k || current?.client_certificate_sha256)) throw { field: 'tls.client_certificate', message: 'paste the certificate too (it is sent with its key)' };
+    if (c && !k) throw { field: 'tls.client_key', message: editing ? 'paste the private key again (it is never shown)' : 'paste the private key of this certificate' };
+    return { client_certificate: c || null, client_key: k || null, ca_certificates: a || null };
   };
   return { el, value };
 }
 
 export async function subscriptionForm({ params: [id] }) {
   const [types, sub] = await Promise.all([eventTypes(), id ? api('GET', `/subscriptions/${enc(id)}`) : null]);
-  const s = sub || { url: '', name: '', description: '', events: ['*'], filter: null, payload: 'full', enabled: true, headers: {}, auth: { type: 'none' }, active: true };
+  const s = sub || { url: '', name: '', description: '', events: ['*'], filter: null, payload: 'full', enabled: true, headers: {}, auth: { type: 'none' }, signature: DEFAULT_SIGNATURE, tls: null, active: true };
   const url = h('input', { name: 'url', type: 'url', value: s.url, required: true, placeholder: 'https://example.com/webhooks', autocomplete: 'off' });
   const name = h('input', { name: 'name', value: s.name || '', maxlength: '128' });
   const description = h('textarea', { name: 'description', rows: '2', maxlength: '1024', value: s.description || '' });
@@ -209,6 +340,8 @@ export async function subscriptionForm({ params: [id] }) {
   const retry = retryEditor(s.retry);
   const headers = headerEditor(s.headers, !!sub);
   const auth = authEditor(s.auth, !!sub);
+  const tls = tlsEditor(s.tls ?? null, !!sub);
+  const signature = signatureEditor(s.signature || DEFAULT_SIGNATURE, !!sub);
   const submit = h('button', { type: 'submit' }, sub ? 'Save changes' : 'Create subscription');
   const cancel = sub ? `#/subscriptions/${enc(sub.id)}/deliveries` : '#/subscriptions';
   const form = h('form', { novalidate: true, class: 'card' },
@@ -216,7 +349,7 @@ export async function subscriptionForm({ params: [id] }) {
     field('Name (optional)', name), field('Description (optional)', description),
     events.el, filter.el,
     h('div', { class: 'field', 'data-field': 'payload' }, h('label', { class: 'check', for: thin.id }, thin, ' Thin payloads (send the event without its data; the receiver fetches it by delivery id)'), h('p', { class: 'field-error', hidden: true })),
-    retry.el, headers.el, auth.el,
+    retry.el, headers.el, auth.el, tls.el, signature.el,
     h('div', { class: 'field', 'data-field': 'enabled' }, h('label', { class: 'check', for: enabled.id }, enabled, ' Enabled (deliver events to this endpoint)'), h('p', { class: 'field-error', hidden: true })),
     h('div', { class: 'actions' }, submit, h('a', { href: cancel, class: 'button secondary' }, 'Cancel')));
   const section = h('section', {}, h('h1', {}, sub ? `Edit ${sub.name || 'subscription'}` : 'New subscription'), form);
@@ -228,7 +361,8 @@ export async function subscriptionForm({ params: [id] }) {
     try {
       const ev = events.value();
       if (!ev.length) throw { field: 'events', message: 'Pick at least one event type (or All events).' };
-      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', retry: retry.value(), enabled: enabled.checked, headers: headers.value(), auth: auth.value() };
+      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', retry: retry.value(), enabled: enabled.checked, headers: headers.value(), auth: auth.value(), tls: tls.value(), signature: signature.value() };
+      if (!sub) body.secret = signature.secret();
       if (!sub) for (const k of Object.keys(body)) if (body[k] == null) delete body[k];
       // Editing: only what changed is sent, so a change made elsewhere meanwhile (say, the
       // service disabling the endpoint) is not overwritten by this form's stale copy of it.
@@ -249,11 +383,13 @@ export async function subscriptionForm({ params: [id] }) {
         return;
       }
       const h1 = h('h1', { tabindex: '-1' }, 'Subscription created');
-      section.replaceChildren(h1, secretBox('Signing secret', out.secret),
+      // v1a: no secret in the response; the receiver needs the public key instead.
+      const shown = out.secret ? secretBox('Signing secret', out.secret) : publicKeyBox('Public key', out.signature?.public_key);
+      section.replaceChildren(h1, shown,
         h('p', { class: 'actions' }, h('a', { class: 'button', href: `#/subscriptions/${enc(out.id)}/deliveries` }, 'Go to its deliveries'), h('a', { class: 'button secondary', href: '#/subscriptions' }, 'Back to subscriptions')));
       document.title = 'Subscription created · Webhooks console';
       h1.focus();
-      announce('Subscription created. Its signing secret is shown once.');
+      announce(out.secret ? 'Subscription created. Its signing secret is shown once.' : 'Subscription created. Its public key is shown.');
     } catch (err) {
       if (err.status === 412) return stale(form);
       showError(form, err);
@@ -270,7 +406,7 @@ function changes(s, body) {
   const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), filter: s.filter ?? null, payload: s.payload || 'full', retry: s.retry ?? null, enabled: s.enabled };
   const out = {};
   for (const [k, v] of Object.entries(body)) {
-    if (v === undefined) continue; // headers and auth: untouched
+    if (v === undefined) continue; // headers, auth, tls and signature: untouched
     if (k === 'events' ? !same(sorted(v), was.events) : !(k in was) || !same(v, was[k])) out[k] = v;
   }
   return out;
@@ -289,11 +425,14 @@ function stale(form) {
 function manage(sub) {
   const box = h('div', {});
   const rotate = h('button', { type: 'button', class: 'secondary', onclick: async () => {
-    if (!confirm('Rotate the signing secret? The current one keeps signing alongside the new one for 24 hours.')) return;
+    const what = sub.signature?.scheme === 'v1a' ? 'key' : 'secret';
+    if (!confirm(`Rotate the signing ${what}? The current one keeps signing alongside the new one for 24 hours.`)) return;
     try {
       const out = await busy(rotate, 'Rotating…', () => api('POST', `/subscriptions/${enc(sub.id)}/rotate-secret`, undefined, { version: sub.version }));
       sub.version += 1; // this change; a later action is guarded by it
-      const shown = secretBox('New signing secret', out.secret, h('p', {}, 'The previous secret also signs deliveries until ', time(out.previous_secret_expires_at), '.'));
+      const until = h('p', {}, `The previous ${what} also signs deliveries until `, time(out.previous_secret_expires_at), '.');
+      // v1a answers with the new key pair's public half, never a secret.
+      const shown = out.secret ? secretBox('New signing secret', out.secret, until) : publicKeyBox('New public key', out.public_key, until);
       box.replaceChildren(shown);
       shown.querySelector('h2').tabIndex = -1;
       shown.querySelector('h2').focus();

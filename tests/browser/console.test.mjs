@@ -484,6 +484,74 @@ await test('edit page: a retry policy outside the service\'s bounds is refused n
   assert.equal(cleared.retry, null);
 });
 
+await test('create: the TrustPager signature profile, a TRUST+ event header and OAuth 2.0 auth are saved; the client secret never comes back', async () => {
+  const clientSecret = `oauth-secret-${run}`;
+  await page.goto(`${BASE}/console/#/subscriptions/new`);
+  await h1.filter({ hasText: 'New subscription' }).waitFor();
+  await page.getByLabel('Endpoint URL').fill(HOOK);
+  await page.getByLabel('Name (optional)').fill('TrustPager receiver');
+  // One event type nothing publishes from here on: no delivery fetches a token from auth.example.com.
+  await page.getByLabel('All events (*)').uncheck();
+  await page.getByLabel('media.added', { exact: true }).check();
+  const header = page.getByLabel('Signature header name');
+  assert.ok(await header.isHidden(), 'the standard profile has no header name');
+  await page.getByLabel('Signature profile').selectOption('hex');
+  await header.fill('X-TrustPager-Signature');
+  await page.getByLabel('Event header name').fill('X-TrustPlus-Event');
+  await page.getByLabel('OAuth 2.0 client credentials').check();
+  await page.getByLabel('Token URL').fill('https://auth.example.com/token');
+  await page.getByLabel('Client ID').fill('console-client');
+  await page.getByLabel('Client secret').fill(clientSecret);
+  await shot('subscription-signature.png', { fullPage: true });
+  const response = page.waitForResponse((r) => r.url().endsWith('/v1/subscriptions') && r.request().method() === 'POST');
+  await page.getByRole('button', { name: 'Create subscription' }).click();
+  const created = await (await response).text();
+  await h1.filter({ hasText: 'Subscription created' }).waitFor();
+  assert.ok(!created.includes(clientSecret), 'the create response has no client secret');
+  assert.match(await main.locator('code.secret').textContent(), /^whsec_/, 'v1: the signing secret is shown once');
+  await main.getByRole('link', { name: 'Go to its deliveries' }).click();
+  await h1.filter({ hasText: 'Deliveries of TrustPager receiver' }).waitFor();
+  const id = decodeURIComponent(page.url().match(/#\/subscriptions\/([^/]+)\/deliveries/)[1]);
+  const saved = await getJson(`/subscriptions/${id}`);
+  assert.deepEqual(saved.signature, { scheme: 'v1', profile: 'hex', header: 'x-trustpager-signature', event_header: 'x-trustplus-event', public_key: null, previous_public_key: null });
+  assert.deepEqual(saved.auth, { type: 'oauth2', token_url: 'https://auth.example.com/token', client_id: 'console-client', scope: null, audience: null, client_auth: 'basic' });
+  assert.equal(saved.tls, null);
+  const list = await getJson('/subscriptions');
+  assert.ok(!JSON.stringify([saved, list]).includes(clientSecret), 'GET never returns the client secret');
+  const summary = main.locator('.summary');
+  await summary.getByText('bare hex in a header (TrustPager)').waitFor();
+  assert.ok((await summary.textContent()).includes('x-trustpager-signature'));
+  assert.ok((await summary.textContent()).includes('x-trustplus-event'));
+  assert.ok(!(await page.content()).includes(clientSecret), 'the page never shows the client secret');
+}, { standalone: true });
+
+await test('create: a v1a (ed25519) subscription shows its whpk_ public key instead of a secret', async () => {
+  await page.goto(`${BASE}/console/#/subscriptions/new`);
+  await h1.filter({ hasText: 'New subscription' }).waitFor();
+  await page.getByLabel('Endpoint URL').fill(HOOK);
+  await page.getByLabel('Name (optional)').fill('Ed25519 receiver');
+  await page.getByLabel('ed25519').check();
+  assert.ok(await page.getByLabel('Signing secret (optional)').isHidden(), 'v1a has no secret of your own');
+  assert.ok(await page.getByLabel('Signature profile').isDisabled(), 'v1a: the standard profile only');
+  await page.getByRole('button', { name: 'Create subscription' }).click();
+  await h1.filter({ hasText: 'Subscription created' }).waitFor();
+  const key = await main.locator('code.public-key').textContent();
+  assert.match(key, /^whpk_[A-Za-z0-9+/]{43}=$/, 'whpk_ + base64 of 32 bytes');
+  assert.equal(await main.locator('code.secret').count(), 0, 'no secret');
+  await main.getByRole('button', { name: 'Copy public key' }).click();
+  await main.getByRole('button', { name: 'Copied ✓' }).waitFor();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+  await shot('create-public-key.png');
+  await main.getByRole('link', { name: 'Go to its deliveries' }).click();
+  await h1.filter({ hasText: 'Deliveries of Ed25519 receiver' }).waitFor();
+  const id = decodeURIComponent(page.url().match(/#\/subscriptions\/([^/]+)\/deliveries/)[1]);
+  const saved = await getJson(`/subscriptions/${id}`);
+  assert.equal(saved.signature.scheme, 'v1a');
+  assert.equal(saved.signature.profile, 'standard');
+  assert.equal(saved.signature.public_key, key);
+  await main.locator('.summary code.public-key').filter({ hasText: key }).waitFor();
+}, { standalone: true });
+
 await test('the API key never appears in a URL, local storage or the page; no CSP violation or script error; sign-out forgets it', async () => {
   assert.ok(requestUrls.length > 20);
   assert.deepEqual(requestUrls.filter((u) => u.includes(KEY)), []);
