@@ -3,6 +3,8 @@
 
 pub mod adapters;
 pub mod api;
+/// API Gateway HTTP API (payload 2.0) events ⇄ `http`, for the API Lambda.
+pub mod apigw;
 pub mod cache;
 pub mod config;
 pub mod console;

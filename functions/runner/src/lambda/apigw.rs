@@ -25,6 +25,10 @@ pub fn message(status: StatusCode, text: &str) -> Response<Body> {
     Response::builder().status(status).header("content-type", "application/json").body(Body::from(json!({ "message": text }).to_string())).expect("a response")
 }
 
+/// Whether API Gateway hands the *request* body to the function as text (`isBase64Encoded:
+/// false`). Not `shared::apigw::is_text`, which decides the other way, how the function sends its
+/// response body back (the lists of `lambda_http`): this side is API Gateway's, so it keeps its own
+/// list, forms included, and the response side below reads only the function's `isBase64Encoded`.
 fn textual(content_type: &str) -> bool {
     let ct = content_type.to_ascii_lowercase();
     ct.starts_with("text/") || ["json", "xml", "javascript", "x-www-form-urlencoded"].iter().any(|t| ct.contains(t))
