@@ -377,8 +377,9 @@ pub trait Queues: Send + Sync {
     /// Hides received messages of `queue` for the given times (batched; zero makes one visible
     /// again); returns the indices of the changes that failed.
     async fn set_visibility(&self, queue: QueueName, changes: &[(MessageHandle, Duration)]) -> PortResult<Vec<usize>>;
-    /// Puts an event on the event queue: `POST /v1/events` (`Http`), or the service's own
-    /// operational events (`Operational`); its `source` attribute says which.
+    /// Puts an event on the event queue: `POST /v1/events` (`Http`), the service's own
+    /// operational events (`Operational`), or `webhooks-local publish` (`Queue`, as upstream
+    /// services send); its `source` attribute says which.
     async fn publish_event(&self, body: &str, source: crate::ids::EventSource) -> PortResult<()>;
     /// Sends a rejected event's body to the event dead-letter queue, with the reason.
     async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> PortResult<()>;

@@ -18,7 +18,7 @@
 //! standard AWS ones (`AWS_ENDPOINT_URL` points at LocalStack).
 
 use runner::redrive::{redrive, Dlq};
-use shared::ids::TenantId;
+use shared::ids::{EventSource, TenantId};
 use shared::model::Scope;
 use shared::{Config, Deps};
 use std::process::ExitCode;
@@ -136,12 +136,12 @@ async fn revoke_key(deps: &Deps, tenant: &TenantId, key_id: &str) -> Result<(), 
     }
 }
 
-/// As upstream would: through the queue port, after the checks fan-out applies.
+/// As upstream would (`EventSource::Queue`): through the queue port, as `POST /v1/events` and the
+/// operational events publish, after the checks fan-out applies.
 async fn publish(deps: &Deps, body: &str) -> Result<(), String> {
-    shared::envelope::parse_event(body).map_err(|e| e.reason())?;
-    let sqs = aws_sdk_sqs::Client::new(&shared::load_sdk_config().await);
-    let out = sqs.send_message().queue_url(&deps.config.events_queue_url).message_body(body).send().await.map_err(|e| format!("send failed: {}", e.into_service_error()))?;
-    println!("sent message {}", out.message_id.unwrap_or_default());
+    let event = shared::envelope::parse_event(body).map_err(|e| e.reason())?;
+    deps.queues.publish_event(body, EventSource::Queue).await.map_err(|e| format!("send failed: {e}"))?;
+    println!("published event {} to the event queue", event.event_id);
     Ok(())
 }
 
