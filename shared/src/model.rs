@@ -593,6 +593,14 @@ pub struct Deliver {
     pub body: Box<serde_json::value::RawValue>,
 }
 
+impl Deliver {
+    /// The task that delivers `event` (whose envelope is `body`, the bytes it POSTs) as
+    /// `delivery_id`, to the subscription at `subscription_version`; `check`: read the ledger first.
+    pub fn of_event(event: &EventIn, delivery_id: DeliveryId, trigger: Trigger, check: bool, subscription_version: u64, body: Box<serde_json::value::RawValue>) -> Self {
+        Self { delivery_id, tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), trigger, check, token: None, subscription_version, body }
+    }
+}
+
 impl DeliveryTask {
     /// Reads a task by its `type` tag.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {

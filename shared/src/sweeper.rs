@@ -15,7 +15,7 @@ use crate::delivery::actions::task_of;
 use crate::delivery::append;
 use crate::delivery::plan::Next;
 use crate::deps::Deps;
-use crate::fanout::send_all;
+use crate::delivery::enqueue::send_all;
 use crate::metrics::{self, Metric};
 use crate::model::{DeliveryTask, Record, RecordStatus, Trigger};
 use crate::ports::{Expect, Mark, PortResult, QueueName, Read};

@@ -7,7 +7,7 @@
 use super::plan::{Next, Verdict};
 use crate::deps::Deps;
 use crate::envelope::EventIn;
-use crate::fanout::send_all;
+use crate::delivery::enqueue::send_all;
 use crate::ids::{DeliveryId, EventId, EventSource, SubscriptionId};
 use crate::model::{Deliver, DeliveryStatus, DeliveryTask, Record, RecordStatus, Subscription, Trigger};
 use crate::ports::{Delivery, DeliveryFilter, Expect, Mark, PortError, PortResult};
@@ -161,17 +161,9 @@ pub async fn send_test(deps: &Deps, sub: &Subscription) -> PortResult<(Record, s
         occurred_at: now,
         data: serde_json::json!({"subscription_id": sub.subscription_id, "message": "This is a test event."}),
     };
-    let task = Deliver {
-        delivery_id: DeliveryId::derive(EventSource::Test, &sub.tenant_id, &event.event_id, now, &sub.subscription_id),
-        tenant_id: sub.tenant_id.clone(),
-        event_id: event.event_id.clone(),
-        event_type: event.event_type.clone(),
-        trigger: Trigger::Test,
-        check: false,
-        token: None,
-        subscription_version: sub.version,
-        body: serde_json::value::RawValue::from_string(event.body()).map_err(|e| PortError::Corrupt(e.to_string()))?,
-    };
+    let id = DeliveryId::derive(EventSource::Test, &sub.tenant_id, &event.event_id, now, &sub.subscription_id);
+    let body = serde_json::value::RawValue::from_string(event.body()).map_err(|e| PortError::Corrupt(e.to_string()))?;
+    let task = Deliver::of_event(&event, id, Trigger::Test, false, sub.version, body);
     let (attempt, outcome) = super::post(deps, sub, &task, Trigger::Test, deps.config.test_timeout).await;
     let next = Next { task: &task, prev: None, message_id: "test", now, expires_at: (now + deps.config.retention).unix_timestamp() };
     let verdict = match outcome {

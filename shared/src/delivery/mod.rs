@@ -5,6 +5,7 @@
 //! attempt number comes from the ledger; SQS's receive count only says whether to read it.
 
 pub mod actions;
+pub mod enqueue;
 pub mod health;
 pub mod http;
 pub mod oauth;

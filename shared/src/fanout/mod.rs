@@ -7,6 +7,7 @@
 //! until then it owns its deliveries. Poison events (unparseable, invalid, of an unknown tenant)
 //! go to the event DLQ with their reason and never block their batch.
 
+use crate::delivery::enqueue::send_all;
 use crate::deps::{Deps, TenantSubscriptions};
 use crate::envelope::{parse_event, EventIn, Rejection};
 use crate::ids::{DeliveryId, EventSource};
@@ -150,45 +151,10 @@ pub async fn tasks_for(event: &EventIn, source: EventSource, check: bool, deps: 
     Ok(matching
         .into_iter()
         .map(|sub| {
-            DeliveryTask::new(Deliver {
-                delivery_id: DeliveryId::derive(source, &event.tenant_id, &event.event_id, event.occurred_at, &sub.subscription_id),
-                tenant_id: event.tenant_id.clone(),
-                event_id: event.event_id.clone(),
-                event_type: event.event_type.clone(),
-                trigger: Trigger::Live,
-                check,
-                token: None,
-                subscription_version: sub.version,
-                body: body.clone(),
-            })
+            let id = DeliveryId::derive(source, &event.tenant_id, &event.event_id, event.occurred_at, &sub.subscription_id);
+            DeliveryTask::new(Deliver::of_event(event, id, Trigger::Live, check, sub.version, body.clone()))
         })
         .collect())
-}
-
-/// Sends tasks, retrying once the entries SQS refused; returns the indices of those still not
-/// sent (all of them after an error of the call itself).
-pub async fn send_all(deps: &Deps, tasks: &[DeliveryTask]) -> Vec<usize> {
-    if tasks.is_empty() {
-        return Vec::new();
-    }
-    let failed = match deps.queues.send_tasks(tasks).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %e, tasks = tasks.len(), "cannot enqueue delivery tasks");
-            return (0..tasks.len()).collect();
-        }
-    };
-    if failed.is_empty() {
-        return failed;
-    }
-    let again: Vec<DeliveryTask> = failed.iter().map(|&i| tasks[i].clone()).collect();
-    match deps.queues.send_tasks(&again).await {
-        Ok(still) => still.iter().map(|&j| failed[j]).collect(),
-        Err(e) => {
-            tracing::error!(error = %e, tasks = again.len(), "cannot enqueue delivery tasks");
-            failed
-        }
-    }
 }
 
 #[cfg(test)]

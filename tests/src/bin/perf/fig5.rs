@@ -41,7 +41,7 @@ pub async fn fig5(ctx: &AwsCtx<'_>) -> Result<F5, String> {
         body_bytes = body.len();
         let ev = shared::envelope::parse_event(&body).map_err(|e| e.to_string())?;
         let tasks = shared::fanout::tasks_for(&ev, shared::ids::EventSource::Queue, false, &ctx.deps).await.map_err(|e| e.to_string())?;
-        if !shared::fanout::send_all(&ctx.deps, &tasks).await.is_empty() {
+        if !shared::delivery::enqueue::send_all(&ctx.deps, &tasks).await.is_empty() {
             return Err("tasks not sent".into());
         }
     }
