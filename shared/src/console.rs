@@ -15,6 +15,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/api.js", "text/javascript; charset=utf-8", include_str!("../console/api.js")),
     ("/dom.js", "text/javascript; charset=utf-8", include_str!("../console/dom.js")),
     ("/subscriptions.js", "text/javascript; charset=utf-8", include_str!("../console/subscriptions.js")),
+    ("/editors.js", "text/javascript; charset=utf-8", include_str!("../console/editors.js")),
     ("/deliveries.js", "text/javascript; charset=utf-8", include_str!("../console/deliveries.js")),
     ("/catalogue.js", "text/javascript; charset=utf-8", include_str!("../console/catalogue.js")),
     ("/charts.js", "text/javascript; charset=utf-8", include_str!("../console/charts.js")),
