@@ -273,27 +273,37 @@ impl TestStack {
 
     /// Creates a subscription over HTTP; returns the response JSON (with the secret).
     pub async fn create_subscription(&self, url: &str, events: &[&str]) -> serde_json::Value {
-        let resp = self
-            .http
-            .post(format!("{}/v1/subscriptions", self.runner.api_url))
-            .bearer_auth(&self.api_key)
-            .json(&serde_json::json!({ "url": url, "events": events }))
-            .send()
-            .await
-            .expect("POST /v1/subscriptions");
+        let resp = self.request(&self.api_key, "POST", "/v1/subscriptions", Some(serde_json::json!({ "url": url, "events": events }))).send().await.expect("POST /v1/subscriptions");
         assert_eq!(resp.status(), 201, "create subscription: {}", resp.text().await.unwrap_or_default());
         resp.json().await.expect("JSON body")
     }
 
     /// An API call with the stack's key: status and JSON body (`Null` if none).
     pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-        let mut req = self.http.request(method.parse().expect("a method"), self.api(path)).bearer_auth(&self.api_key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("API request");
+        self.call_as(&self.api_key, method, path, body).await
+    }
+
+    /// [`TestStack::call`] with another bearer key (e.g. a narrower one, a revoked one).
+    pub async fn call_as(&self, key: &str, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let resp = self.request(key, method, path, body).send().await.expect("API request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// [`TestStack::call`] returning the raw response text, for tests that look at the bytes.
+    pub async fn call_text(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, String) {
+        let resp = self.request(&self.api_key, method, path, body).send().await.expect("API request");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.expect("a response body"))
+    }
+
+    /// The one way the tests build an API request: `key` as the bearer token, `body` as JSON.
+    fn request(&self, key: &str, method: &str, path: &str, body: Option<serde_json::Value>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method.parse().expect("a method"), self.api(path)).bearer_auth(key);
+        match body {
+            Some(b) => req.json(&b),
+            None => req,
+        }
     }
 
     /// Publishes many envelopes (10 per `SendMessageBatch`).

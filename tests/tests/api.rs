@@ -2,32 +2,16 @@
 
 use e2e::receiver::Receiver;
 use e2e::{eventually, StackOptions, TestStack};
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-async fn call(stack: &TestStack, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    call_as(stack, &stack.api_key, method, path, body).await
-}
-
-async fn call_as(stack: &TestStack, key: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = stack.http.request(method, stack.api(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn subscription_lifecycle_create_patch_delete_restore_and_limits() {
     let stack = TestStack::start(StackOptions { env: vec![("MAX_SUBSCRIPTIONS_PER_TENANT", "2".into())], ..Default::default() }).await;
-    let (status, created) = call(
-        &stack,
-        Method::POST,
+    let (status, created) = stack.call(
+        "POST",
         "/v1/subscriptions",
         Some(json!({
             "url": "https://example.com/hooks", "name": "CRM", "description": "sync", "events": ["project.*"],
@@ -43,35 +27,35 @@ async fn subscription_lifecycle_create_patch_delete_restore_and_limits() {
     assert_eq!(created["failure_count"], 0);
 
     // PATCH: only what is sent changes; null clears.
-    let (status, patched) = call(&stack, Method::PATCH, &format!("/v1/subscriptions/{id}"), Some(json!({"name": null, "events": ["visit.media.available"]}))).await;
+    let (status, patched) = stack.call("PATCH", &format!("/v1/subscriptions/{id}"), Some(json!({"name": null, "events": ["visit.media.available"]}))).await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["name"], Value::Null);
     assert_eq!(patched["description"], "sync");
     assert_eq!(patched["events"], json!(["visit.media.available"]));
-    let (status, problem) = call(&stack, Method::PATCH, &format!("/v1/subscriptions/{id}"), Some(json!({"headers": {"Host": "evil"}}))).await;
+    let (status, problem) = stack.call("PATCH", &format!("/v1/subscriptions/{id}"), Some(json!({"headers": {"Host": "evil"}}))).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("headers.Host")));
-    let (status, problem) = call(&stack, Method::PATCH, &format!("/v1/subscriptions/{id}"), Some(json!({"url": "https://user:pw@example.com/hook"}))).await;
+    let (status, problem) = stack.call("PATCH", &format!("/v1/subscriptions/{id}"), Some(json!({"url": "https://user:pw@example.com/hook"}))).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("url")));
 
     // The limit counts active subscriptions: a deleted one frees its place.
-    let (status, second) = call(&stack, Method::POST, "/v1/subscriptions", Some(json!({"url": "https://example.com/2"}))).await;
+    let (status, second) = stack.call("POST", "/v1/subscriptions", Some(json!({"url": "https://example.com/2"}))).await;
     assert_eq!(status, 201);
-    let (status, problem) = call(&stack, Method::POST, "/v1/subscriptions", Some(json!({"url": "https://example.com/3"}))).await;
+    let (status, problem) = stack.call("POST", "/v1/subscriptions", Some(json!({"url": "https://example.com/3"}))).await;
     assert_eq!(status, 409, "{problem}");
-    let (status, _) = call(&stack, Method::DELETE, &format!("/v1/subscriptions/{id}"), None).await;
+    let (status, _) = stack.call("DELETE", &format!("/v1/subscriptions/{id}"), None).await;
     assert_eq!(status, 204);
-    let (_, got) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}"), None).await;
+    let (_, got) = stack.call("GET", &format!("/v1/subscriptions/{id}"), None).await;
     assert_eq!(got["active"], false);
-    let (status, _) = call(&stack, Method::POST, "/v1/subscriptions", Some(json!({"url": "https://example.com/3"}))).await;
+    let (status, _) = stack.call("POST", "/v1/subscriptions", Some(json!({"url": "https://example.com/3"}))).await;
     assert_eq!(status, 201);
-    let (status, problem) = call(&stack, Method::POST, &format!("/v1/subscriptions/{id}/restore"), None).await;
+    let (status, problem) = stack.call("POST", &format!("/v1/subscriptions/{id}/restore"), None).await;
     assert_eq!(status, 409, "restoring would exceed the limit: {problem}");
 
     // Filter by enabled.
     let second = second["id"].as_str().unwrap();
-    let (status, _) = call(&stack, Method::PATCH, &format!("/v1/subscriptions/{second}"), Some(json!({"enabled": false}))).await;
+    let (status, _) = stack.call("PATCH", &format!("/v1/subscriptions/{second}"), Some(json!({"enabled": false}))).await;
     assert_eq!(status, 200);
-    let (_, list) = call(&stack, Method::GET, "/v1/subscriptions?enabled=false", None).await;
+    let (_, list) = stack.call("GET", "/v1/subscriptions?enabled=false", None).await;
     let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![second]);
 }
@@ -91,7 +75,7 @@ async fn lists_paginate_with_cursors_and_reject_bad_parameters() {
             Some(c) => format!("/v1/subscriptions?limit=2&cursor={c}"),
             None => "/v1/subscriptions?limit=2".into(),
         };
-        let (status, page) = call(&stack, Method::GET, &path, None).await;
+        let (status, page) = stack.call("GET", &path, None).await;
         assert_eq!(status, 200);
         pages += 1;
         seen.extend(page["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()));
@@ -109,7 +93,7 @@ async fn lists_paginate_with_cursors_and_reject_bad_parameters() {
         ("/v1/subscriptions?cursor=..%2F..%2Fx", "cursor"),
         ("/v1/subscriptions?color=red", "color"),
     ] {
-        let (status, problem) = call(&stack, Method::GET, path, None).await;
+        let (status, problem) = stack.call("GET", path, None).await;
         assert_eq!((status, problem["field"].as_str()), (400, Some(field)), "{path}: {problem}");
     }
 }
@@ -125,24 +109,24 @@ async fn the_delivery_log_redeliver_and_recover() {
 
     // Both fail twice (schedule "1": two attempts).
     let failed = eventually(DEADLINE, "two failed deliveries", || async {
-        let (_, page) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?status=failed"), None).await;
+        let (_, page) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?status=failed"), None).await;
         let data = page["data"].as_array().cloned().unwrap_or_default();
         (data.len() == 2).then_some(data)
     })
     .await;
-    let (_, only_created) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?event_type=project.created"), None).await;
+    let (_, only_created) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?event_type=project.created"), None).await;
     assert_eq!(only_created["data"].as_array().unwrap().len(), 1);
-    let (_, none_yet) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=2099-01-01T00:00:00Z"), None).await;
+    let (_, none_yet) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?since=2099-01-01T00:00:00Z"), None).await;
     assert_eq!(none_yet["data"].as_array().unwrap().len(), 0);
 
     let dlv = failed[0]["id"].as_str().unwrap().to_owned();
-    let (status, detail) = call(&stack, Method::GET, &format!("/v1/deliveries/{dlv}"), None).await;
+    let (status, detail) = stack.call("GET", &format!("/v1/deliveries/{dlv}"), None).await;
     assert_eq!(status, 200);
     assert_eq!(detail["status"], "failed");
     assert_eq!(detail["request"]["headers"]["webhook-id"], dlv.as_str());
     assert_eq!(detail["request"]["headers"]["webhook-signature"], "<redacted>");
     assert!(detail["request"]["payload"]["event_id"].as_str().unwrap().starts_with("evt-log-"));
-    let (_, attempts) = call(&stack, Method::GET, &format!("/v1/deliveries/{dlv}/attempts"), None).await;
+    let (_, attempts) = stack.call("GET", &format!("/v1/deliveries/{dlv}/attempts"), None).await;
     let attempts = attempts["data"].as_array().unwrap().clone();
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0]["status_code"], 500);
@@ -150,10 +134,10 @@ async fn the_delivery_log_redeliver_and_recover() {
     assert_eq!(attempts[0]["trigger"], "live");
 
     // Redeliver the first: the receiver now answers 200.
-    let (status, out) = call(&stack, Method::POST, &format!("/v1/deliveries/{dlv}/redeliver"), None).await;
+    let (status, out) = stack.call("POST", &format!("/v1/deliveries/{dlv}/redeliver"), None).await;
     assert_eq!(status, 202, "{out}");
     let attempts = eventually(DEADLINE, "the redelivery", || async {
-        let (_, a) = call(&stack, Method::GET, &format!("/v1/deliveries/{dlv}/attempts"), None).await;
+        let (_, a) = stack.call("GET", &format!("/v1/deliveries/{dlv}/attempts"), None).await;
         let a = a["data"].as_array().cloned().unwrap_or_default();
         (a.len() == 3 && a[2]["status_code"] == 200).then_some(a)
     })
@@ -161,23 +145,23 @@ async fn the_delivery_log_redeliver_and_recover() {
     assert_eq!(attempts[2]["trigger"], "redeliver");
     assert_eq!(attempts[2]["attempt"], 3);
     let delivered = eventually(DEADLINE, "delivered", || async {
-        let (_, d) = call(&stack, Method::GET, &format!("/v1/deliveries/{dlv}"), None).await;
+        let (_, d) = stack.call("GET", &format!("/v1/deliveries/{dlv}"), None).await;
         (d["status"] == "delivered").then_some(d)
     })
     .await;
     assert_eq!(delivered["attempts"], 3);
-    let (status, problem) = call(&stack, Method::POST, &format!("/v1/deliveries/{dlv}/redeliver"), None).await;
+    let (status, problem) = stack.call("POST", &format!("/v1/deliveries/{dlv}/redeliver"), None).await;
     assert_eq!(status, 409, "only failed, cancelled or dead-lettered deliveries: {problem}");
 
     // Recover every failure since the start: the other one.
-    let (status, out) = call(&stack, Method::POST, &format!("/v1/subscriptions/{id}/recover"), Some(json!({"since": "2020-01-01T00:00:00Z"}))).await;
+    let (status, out) = stack.call("POST", &format!("/v1/subscriptions/{id}/recover"), Some(json!({"since": "2020-01-01T00:00:00Z"}))).await;
     assert_eq!((status, out["recovered"].as_u64(), out["next_cursor"].as_str()), (202, Some(1), None), "{out}");
     eventually(DEADLINE, "both delivered", || async {
-        let (_, page) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?status=delivered"), None).await;
+        let (_, page) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?status=delivered"), None).await;
         (page["data"].as_array().map(Vec::len) == Some(2)).then_some(())
     })
     .await;
-    let (status, problem) = call(&stack, Method::POST, &format!("/v1/subscriptions/{id}/recover"), Some(json!({"since": "yesterday"}))).await;
+    let (status, problem) = stack.call("POST", &format!("/v1/subscriptions/{id}/recover"), Some(json!({"since": "yesterday"}))).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("since")));
 }
 
@@ -188,12 +172,12 @@ async fn rotation_signs_with_both_secrets_and_the_test_route_reports_the_outcome
     let created = stack.create_subscription(&receiver.url, &["*"]).await;
     let id = created["id"].as_str().unwrap();
     let old = shared::signing::Secret::parse(created["secret"].as_str().unwrap()).unwrap();
-    let (status, rotated) = call(&stack, Method::POST, &format!("/v1/subscriptions/{id}/rotate-secret"), None).await;
+    let (status, rotated) = stack.call("POST", &format!("/v1/subscriptions/{id}/rotate-secret"), None).await;
     assert_eq!(status, 200);
     let new = shared::signing::Secret::parse(rotated["secret"].as_str().unwrap()).unwrap();
     assert_ne!(old, new);
 
-    let (status, test) = call(&stack, Method::POST, &format!("/v1/subscriptions/{id}/test"), None).await;
+    let (status, test) = stack.call("POST", &format!("/v1/subscriptions/{id}/test"), None).await;
     assert_eq!(status, 200, "{test}");
     assert_eq!(test["status"], "delivered");
     assert_eq!(test["attempt"]["status_code"], 200);
@@ -208,7 +192,7 @@ async fn rotation_signs_with_both_secrets_and_the_test_route_reports_the_outcome
         shared::signing::verify(secret, got.header("webhook-id"), got.header("webhook-timestamp"), sigs, &got.body, now, 300).expect("verifies");
     }
     // The list never shows a secret.
-    let (_, list) = call(&stack, Method::GET, "/v1/subscriptions", None).await;
+    let (_, list) = stack.call("GET", "/v1/subscriptions", None).await;
     assert!(!list.to_string().contains(new.expose()) && !list.to_string().contains(old.expose()));
 }
 
@@ -219,12 +203,12 @@ async fn events_over_http_are_idempotent_and_delivered_once() {
     stack.create_subscription(&receiver.url, &["contact.created"]).await;
 
     let body = json!({"event_id": "crm-42", "event_type": "contact.created", "data": {"contact_id": "c1"}});
-    let (status, first) = call(&stack, Method::POST, "/v1/events", Some(body.clone())).await;
+    let (status, first) = stack.call("POST", "/v1/events", Some(body.clone())).await;
     assert_eq!((status, first["duplicate"].as_bool()), (202, Some(false)), "{first}");
-    let (status, again) = call(&stack, Method::POST, "/v1/events", Some(body)).await;
+    let (status, again) = stack.call("POST", "/v1/events", Some(body)).await;
     assert_eq!((status, again["duplicate"].as_bool(), again["event_id"].as_str()), (200, Some(true), Some("crm-42")));
 
-    let (status, generated) = call(&stack, Method::POST, "/v1/events", Some(json!({"event_type": "contact.created", "data": {"odd": "\u{ffff}\u{fffe}"}}))).await;
+    let (status, generated) = stack.call("POST", "/v1/events", Some(json!({"event_type": "contact.created", "data": {"odd": "\u{ffff}\u{fffe}"}}))).await;
     assert_eq!(status, 202);
     assert!(generated["event_id"].as_str().unwrap().starts_with("evt_"));
 
@@ -236,14 +220,14 @@ async fn events_over_http_are_idempotent_and_delivered_once() {
 
     // The event's view: the subscription it matched, delivered; no occurred_at needed for an
     // event published over HTTP. An event on the queue is found with its occurred_at.
-    let (status, view) = call(&stack, Method::GET, "/v1/events/crm-42", None).await;
+    let (status, view) = stack.call("GET", "/v1/events/crm-42", None).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!((view["source"].as_str(), view["event_type"].as_str()), (Some("http"), Some("contact.created")));
     assert_eq!(view["deliveries"].as_array().unwrap().len(), 1);
     assert_eq!((view["deliveries"][0]["status"].as_str(), view["deliveries"][0]["inferred"].as_bool()), (Some("delivered"), Some(false)));
-    let (status, problem) = call(&stack, Method::GET, "/v1/events/never-seen", None).await;
+    let (status, problem) = stack.call("GET", "/v1/events/never-seen", None).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("occurred_at")), "{problem}");
-    let (status, _) = call(&stack, Method::GET, "/v1/events/never-seen?occurred_at=2026-11-22T10:00:00Z", None).await;
+    let (status, _) = stack.call("GET", "/v1/events/never-seen?occurred_at=2026-11-22T10:00:00Z", None).await;
     assert_eq!(status, 404);
 
     for (body, field) in [
@@ -252,7 +236,7 @@ async fn events_over_http_are_idempotent_and_delivered_once() {
         (json!({"event_type": "contact.created"}), "data"),
         (json!({"event_id": "has space", "event_type": "contact.created", "data": {}}), "event_id"),
     ] {
-        let (status, problem) = call(&stack, Method::POST, "/v1/events", Some(body.clone())).await;
+        let (status, problem) = stack.call("POST", "/v1/events", Some(body.clone())).await;
         assert_eq!((status, problem["field"].as_str()), (400, Some(field)), "{body}: {problem}");
     }
     let resp = stack.http.post(stack.api("/v1/events")).bearer_auth(&stack.api_key).header("content-type", "application/json").body(vec![b'{'; 70_000]).send().await.unwrap();
@@ -262,31 +246,31 @@ async fn events_over_http_are_idempotent_and_delivered_once() {
 #[tokio::test]
 async fn api_keys_are_managed_by_admin_keys_and_the_catalogue_is_served() {
     let stack = TestStack::start(StackOptions::default()).await;
-    let (status, created) = call(&stack, Method::POST, "/v1/api-keys", Some(json!({"scopes": ["webhooks:read"]}))).await;
+    let (status, created) = stack.call("POST", "/v1/api-keys", Some(json!({"scopes": ["webhooks:read"]}))).await;
     assert_eq!(status, 201, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     let key_id = created["id"].as_str().unwrap().to_owned();
 
-    let (status, types) = call_as(&stack, &key, Method::GET, "/v1/event-types", None).await;
+    let (status, types) = stack.call_as(&key, "GET", "/v1/event-types", None).await;
     assert_eq!(status, 200);
     let names: Vec<&str> = types["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"visit.media.available") && names.contains(&"webhook.test"), "{names:?}");
     assert!(types["data"][0]["schema"].is_object() && types["data"][0]["example"].is_object());
 
-    let (status, problem) = call_as(&stack, &key, Method::POST, "/v1/subscriptions", Some(json!({"url": "https://example.com"}))).await;
+    let (status, problem) = stack.call_as(&key, "POST", "/v1/subscriptions", Some(json!({"url": "https://example.com"}))).await;
     assert_eq!(status, 403);
     assert!(problem["detail"].as_str().unwrap().contains("webhooks:write"));
 
-    let (_, list) = call(&stack, Method::GET, "/v1/api-keys", None).await;
+    let (_, list) = stack.call("GET", "/v1/api-keys", None).await;
     assert!(list["data"].as_array().unwrap().iter().all(|k| k.get("key").is_none()), "keys are shown once");
     assert!(!list.to_string().contains(&key));
 
-    let (status, _) = call(&stack, Method::DELETE, &format!("/v1/api-keys/{key_id}"), None).await;
+    let (status, _) = stack.call("DELETE", &format!("/v1/api-keys/{key_id}"), None).await;
     assert_eq!(status, 204);
-    let (status, _) = call_as(&stack, &key, Method::GET, "/v1/event-types", None).await;
+    let (status, _) = stack.call_as(&key, "GET", "/v1/event-types", None).await;
     assert_eq!(status, 401, "a revoked key no longer works");
 
-    let (status, spec) = call_as(&stack, "none", Method::GET, "/v1/openapi.json", None).await;
+    let (status, spec) = stack.call_as("none", "GET", "/v1/openapi.json", None).await;
     assert_eq!((status, spec["openapi"].as_str()), (200, Some("3.1.0")));
 }
 
@@ -313,7 +297,7 @@ async fn deliveries_paginate_newest_event_first_across_pages() {
             Some(c) => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=delivered&cursor={c}"),
             None => format!("/v1/subscriptions/{id}/deliveries?limit=2&status=delivered"),
         };
-        let (status, page) = call(&stack, Method::GET, &path, None).await;
+        let (status, page) = stack.call("GET", &path, None).await;
         assert_eq!(status, 200, "{page}");
         pages += 1;
         seen.extend(page["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap().to_owned()));
@@ -324,21 +308,21 @@ async fn deliveries_paginate_newest_event_first_across_pages() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, ["page-4", "page-3", "page-2", "page-1", "page-0"]);
-    let (_, window) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-22T10:00:01Z&until=2026-11-22T10:00:03Z"), None).await;
+    let (_, window) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-22T10:00:01Z&until=2026-11-22T10:00:03Z"), None).await;
     let ids: Vec<&str> = window["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["page-2", "page-1"], "since is inclusive, until exclusive, by occurred_at");
     // Found by API fuzzing: empty or inverted ranges, a cursor outside the range, a timestamp
     // with no UTC form — each a clear answer, not a 500.
-    let (status, page) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-23T00:00:00Z&until=2026-11-22T00:00:00Z"), None).await;
+    let (status, page) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?since=2026-11-23T00:00:00Z&until=2026-11-22T00:00:00Z"), None).await;
     assert_eq!((status, page["data"].as_array().map(Vec::len)), (200, Some(0)), "{page}");
-    let (_, first) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?limit=2"), None).await;
+    let (_, first) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?limit=2"), None).await;
     let c = first["next_cursor"].as_str().unwrap();
-    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?limit=2&cursor={c}&since=2099-01-01T00:00:00Z"), None).await;
+    let (status, problem) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?limit=2&cursor={c}&since=2099-01-01T00:00:00Z"), None).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("cursor")), "{problem}");
-    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?since=9999-12-31T23:59:59-23:59"), None).await;
+    let (status, problem) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?since=9999-12-31T23:59:59-23:59"), None).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("since")), "{problem}");
-    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?cursor=bm9wZQ"), None).await;
+    let (status, problem) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?cursor=bm9wZQ"), None).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("cursor")));
-    let (status, problem) = call(&stack, Method::GET, &format!("/v1/subscriptions/{id}/deliveries?status=lost"), None).await;
+    let (status, problem) = stack.call("GET", &format!("/v1/subscriptions/{id}/deliveries?status=lost"), None).await;
     assert_eq!((status, problem["field"].as_str()), (400, Some("status")), "{problem}");
 }

@@ -42,12 +42,6 @@ fn runtimes() -> Runtimes {
     Runtimes { python }
 }
 
-async fn call(stack: &TestStack, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let resp = stack.http.request(method, stack.api(path)).bearer_auth(&stack.api_key).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -145,7 +139,7 @@ async fn captured_deliveries_verify_alike_in_python_node_and_rust() {
     let secret_a = a["secret"].as_str().unwrap().to_owned();
     let b = stack.create_subscription(&rotating.url, &["project.*"]).await;
     let old_b = b["secret"].as_str().unwrap().to_owned();
-    let (status, rotated) = call(&stack, reqwest::Method::POST, &format!("/v1/subscriptions/{}/rotate-secret", b["id"].as_str().unwrap())).await;
+    let (status, rotated) = stack.call("POST", &format!("/v1/subscriptions/{}/rotate-secret", b["id"].as_str().unwrap()), None).await;
     assert_eq!(status, 200, "rotate-secret: {rotated}");
     let new_b = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(old_b, new_b);
@@ -320,16 +314,11 @@ async fn example_receivers_accept_real_deliveries_and_reject_forgeries() {
 
     for (ex, sub_id, secret) in &examples {
         let path = format!("/v1/subscriptions/{sub_id}/deliveries");
-        let start = Instant::now();
-        let delivery = loop {
-            let (_, page) = call(&stack, reqwest::Method::GET, &path).await;
-            let done = page["data"].as_array().and_then(|d| d.iter().find(|d| d["status"] != "queued" && d["status"] != "retrying").cloned());
-            if let Some(d) = done {
-                break d;
-            }
-            assert!(start.elapsed() < DEADLINE, "no settled delivery to the {} example: {page}\n{}", ex.name, ex.output());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let delivery = eventually(DEADLINE, &format!("a settled delivery to the {} example", ex.name), || async {
+            let (_, page) = stack.call("GET", &path, None).await;
+            page["data"].as_array().and_then(|d| d.iter().find(|d| d["status"] != "queued" && d["status"] != "retrying").cloned())
+        })
+        .await;
         assert_eq!(
             (delivery["status"].as_str(), delivery["last_status_code"].as_u64()),
             (Some("delivered"), Some(204)),
@@ -371,7 +360,7 @@ async fn example_receivers_accept_real_deliveries_and_reject_forgeries() {
         // Accepted twice, processed once: the examples deduplicate by webhook-id.
         let line = "verified msg_direct_1 project.updated evt-direct";
         eventually(Duration::from_secs(10), "the example to log the direct event", || async { ex.output().contains(line).then_some(()) }).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        e2e::quiet(Duration::from_millis(300), &format!("second `{line}` from the {} example", ex.name), || async { (ex.output().matches(line).count() > 1).then(|| ex.output()) }).await;
         assert_eq!(ex.output().matches(line).count(), 1, "the {} example processes a webhook-id once: {}", ex.name, ex.output());
     }
 }

@@ -3,7 +3,6 @@
 
 use e2e::receiver::Receiver;
 use e2e::{eventually, StackOptions, TestStack};
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -23,19 +22,17 @@ impl Write for Captured {
     }
 }
 
-async fn call(stack: &TestStack, seen: &mut Vec<String>, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut req = stack.http.request(method, stack.api(path)).bearer_auth(&stack.api_key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let text = req.send().await.unwrap().text().await.unwrap();
-    seen.push(text.clone());
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+/// Adds a response's raw text (from [`TestStack::call_text`]) to `seen`, the responses that must
+/// show no secret; returns its JSON (`Null` if none).
+fn record(seen: &mut Vec<String>, (_, text): (u16, String)) -> Value {
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    seen.push(text);
+    json
 }
 
 /// Creates a subscription; the response (the one that issues its secret) is not added to `seen`.
 async fn create(stack: &TestStack, body: Value) -> Value {
-    stack.http.post(stack.api("/v1/subscriptions")).bearer_auth(&stack.api_key).json(&body).send().await.unwrap().json().await.unwrap()
+    stack.call("POST", "/v1/subscriptions", Some(body)).await.1
 }
 
 async fn scan(stack: &TestStack, table: &str) -> String {
@@ -69,13 +66,13 @@ async fn secrets_never_leak_into_responses_logs_or_attempts() {
     let c: Value = create(&stack, json!({"url": receiver.url, "secret": "raw-secret-5up3r-l0ng", "auth": {"type": "oauth2", "token_url": token_endpoint.url, "client_id": "cid", "client_secret": "oauth-s3cret-c0ffee"},
             "tls": {"client_certificate": pem["client.pem"], "client_key": pem["client.key"]}})).await;
     assert_eq!(c["secret"], "raw-secret-5up3r-l0ng", "{c}");
-    let v1a = call(&stack, &mut seen, Method::POST, "/v1/subscriptions", Some(json!({"url": receiver.url, "signature": {"scheme": "v1a"}}))).await;
+    let v1a = record(&mut seen, stack.call_text("POST", "/v1/subscriptions", Some(json!({"url": receiver.url, "signature": {"scheme": "v1a"}}))).await);
     assert!(v1a["signature"]["public_key"].as_str().is_some() && v1a.get("secret").is_none(), "{v1a}");
     let key_body: String = pem["client.key"].lines().filter(|l| !l.starts_with("-----")).collect();
     // The OAuth2 client credentials as they go to the token endpoint (HTTP Basic).
     secrets.extend(["raw-secret-5up3r-l0ng".to_owned(), "oauth-s3cret-c0ffee".to_owned(), key_body, "Y2lkOm9hdXRoLXMzY3JldC1jMGZmZWU=".to_owned()]);
-    let rotated: Value = stack.http.post(stack.api(&format!("/v1/subscriptions/{}/rotate-secret", a["id"].as_str().unwrap()))).bearer_auth(&stack.api_key).send().await.unwrap().json().await.unwrap();
-    let key2: Value = stack.http.post(stack.api("/v1/api-keys")).bearer_auth(&stack.api_key).json(&json!({"scopes": ["webhooks:read"]})).send().await.unwrap().json().await.unwrap();
+    let (_, rotated) = stack.call("POST", &format!("/v1/subscriptions/{}/rotate-secret", a["id"].as_str().unwrap()), None).await;
+    let (_, key2) = stack.call("POST", "/v1/api-keys", Some(json!({"scopes": ["webhooks:read"]}))).await;
     for s in [&a["secret"], &b["secret"], &rotated["secret"], &key2["key"]] {
         secrets.push(s.as_str().expect("issued once").to_owned());
     }
@@ -90,7 +87,7 @@ async fn secrets_never_leak_into_responses_logs_or_attempts() {
     let b_id = b["id"].as_str().unwrap();
     let c_id = c["id"].as_str().unwrap();
     eventually(Duration::from_secs(60), "the OAuth2 subscription's failed attempt", || async {
-        let page = call(&stack, &mut Vec::new(), Method::GET, &format!("/v1/subscriptions/{c_id}/deliveries"), None).await;
+        let (_, page) = stack.call("GET", &format!("/v1/subscriptions/{c_id}/deliveries"), None).await;
         page["data"].as_array().filter(|d| !d.is_empty()).map(|_| ())
     })
     .await;
@@ -98,22 +95,22 @@ async fn secrets_never_leak_into_responses_logs_or_attempts() {
     let subs = scan(&stack, &stack.config.subscriptions_table).await;
     let whsk = subs.split("whsk_").nth(1).expect("a stored v1a key").split('"').next().unwrap().to_owned();
     secrets.push(whsk);
-    call(&stack, &mut seen, Method::GET, "/v1/subscriptions", None).await;
-    call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{a_id}"), None).await;
-    call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{c_id}"), None).await;
-    call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{b_id}"), None).await;
-    call(&stack, &mut seen, Method::PATCH, &format!("/v1/subscriptions/{a_id}"), Some(json!({"name": "renamed"}))).await;
-    call(&stack, &mut seen, Method::POST, &format!("/v1/subscriptions/{b_id}/test"), None).await;
+    record(&mut seen, stack.call_text("GET", "/v1/subscriptions", None).await);
+    record(&mut seen, stack.call_text("GET", &format!("/v1/subscriptions/{a_id}"), None).await);
+    record(&mut seen, stack.call_text("GET", &format!("/v1/subscriptions/{c_id}"), None).await);
+    record(&mut seen, stack.call_text("GET", &format!("/v1/subscriptions/{b_id}"), None).await);
+    record(&mut seen, stack.call_text("PATCH", &format!("/v1/subscriptions/{a_id}"), Some(json!({"name": "renamed"}))).await);
+    record(&mut seen, stack.call_text("POST", &format!("/v1/subscriptions/{b_id}/test"), None).await);
     for id in [a_id, b_id, c_id] {
-        let page = call(&stack, &mut seen, Method::GET, &format!("/v1/subscriptions/{id}/deliveries"), None).await;
+        let page = record(&mut seen, stack.call_text("GET", &format!("/v1/subscriptions/{id}/deliveries"), None).await);
         for d in page["data"].as_array().unwrap() {
             let dlv = d["id"].as_str().unwrap();
-            call(&stack, &mut seen, Method::GET, &format!("/v1/deliveries/{dlv}"), None).await;
-            call(&stack, &mut seen, Method::GET, &format!("/v1/deliveries/{dlv}/attempts"), None).await;
+            record(&mut seen, stack.call_text("GET", &format!("/v1/deliveries/{dlv}"), None).await);
+            record(&mut seen, stack.call_text("GET", &format!("/v1/deliveries/{dlv}/attempts"), None).await);
         }
     }
-    call(&stack, &mut seen, Method::GET, "/v1/api-keys", None).await;
-    call(&stack, &mut seen, Method::POST, "/v1/subscriptions", Some(json!({"url": "ftp://x", "auth": {"type": "basic", "username": "svc", "password": "pw-0xDEADBEEF"}}))).await;
+    record(&mut seen, stack.call_text("GET", "/v1/api-keys", None).await);
+    record(&mut seen, stack.call_text("POST", "/v1/subscriptions", Some(json!({"url": "ftp://x", "auth": {"type": "basic", "username": "svc", "password": "pw-0xDEADBEEF"}}))).await);
 
     // The ledger: every record of every delivery, attempts and first records with their events.
     let deliveries = scan(&stack, &stack.config.deliveries_table).await;
