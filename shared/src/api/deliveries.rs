@@ -11,7 +11,7 @@ use crate::delivery::actions::{self, ActionError};
 use crate::delivery::request;
 use crate::deps::Deps;
 use crate::ids::DeliveryId;
-use crate::model::{Attempt, DeliveryStatus, FailureClass, Scope, Trigger};
+use crate::model::{Attempt, DeliveryStatus, FailureClass, Scope};
 use crate::ports::{Delivery, DeliveryFilter, PortError};
 use crate::timefmt;
 use axum::extract::State;
@@ -92,37 +92,9 @@ pub struct DeliveryDetailOut {
     pub event: serde_json::Value,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AttemptOut {
-    pub attempt: u32,
-    pub url: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub started_at: OffsetDateTime,
-    pub duration_ms: u64,
-    pub status_code: Option<u16>,
-    pub error_class: Option<FailureClass>,
-    pub error_message: Option<String>,
-    pub response_headers: BTreeMap<String, String>,
-    pub response_body: Option<String>,
-    pub trigger: Trigger,
-}
-
-impl From<&Attempt> for AttemptOut {
-    fn from(a: &Attempt) -> Self {
-        Self {
-            attempt: a.attempt,
-            url: a.url.clone(),
-            started_at: a.started_at,
-            duration_ms: a.duration_ms,
-            status_code: a.status_code,
-            error_class: a.error_class,
-            error_message: a.error_message.clone(),
-            response_headers: a.response_headers.clone(),
-            response_body: a.response_body.clone(),
-            trigger: a.trigger,
-        }
-    }
-}
+/// An attempt as the API shows it: the stored attempt's own serde form (its response headers are
+/// already bounded and redacted when recorded).
+pub type AttemptOut = Attempt;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,7 +153,7 @@ pub async fn get(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPa
 pub async fn attempts(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdPath) -> Result<Json<ListOut<AttemptOut>>, ApiError> {
     caller.require(Scope::Read)?;
     let d = find_delivery(&deps, &caller, &id).await?;
-    let data = d.records.iter().filter_map(|r| r.attempt.as_ref()).map(AttemptOut::from).collect();
+    let data = d.records.iter().filter_map(|r| r.attempt.as_ref()).cloned().collect();
     Ok(Json(ListOut { data, next_cursor: None }))
 }
 
@@ -242,5 +214,5 @@ pub async fn test(State(deps): State<Arc<Deps>>, caller: Caller, IdPath(id): IdP
     let sub = find(&deps, &caller, &id).await?;
     let (record, _) = actions::send_test(&deps, &sub).await?;
     let attempt = record.attempt.as_ref().expect("a test record reports its POST");
-    Ok(Json(TestOut { delivery_id: record.delivery_id.clone(), event_id: record.event_id.clone(), status: record.status.public(), attempt: AttemptOut::from(attempt) }))
+    Ok(Json(TestOut { delivery_id: record.delivery_id.clone(), event_id: record.event_id.clone(), status: record.status.public(), attempt: attempt.clone() }))
 }
