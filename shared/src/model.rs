@@ -1,6 +1,7 @@
 //! Domain records: what upstream sends, what we store, and what travels on the delivery queue.
 //! Past 400 lines because the stored records and the task share their serde helpers (secrets,
-//! filters as text) and each type is small; splitting by table is issue 21's (house-keeping).
+//! filters as text) and each type is small: one file reads as the data model; its tests are the
+//! wire formats of the task and the statuses.
 
 use crate::ids::{ApiKeyId, DeliveryId, SubscriptionId, TenantId};
 use crate::filter::Filter;

@@ -99,7 +99,7 @@ pub fn shown_headers(delivery: &DeliveryId, sub: Option<&Subscription>, event_ty
         ("webhook-signature".to_owned(), REDACTED.to_owned()),
         (signature.event_header(), event_type.to_owned()),
     ]);
-    if sub.is_none_or(|s| s.secret.body_hex(b"").is_some()) {
+    if sub.is_none_or(|s| s.secret.scheme() == signing::Scheme::V1) {
         headers.insert(signature.body_header().0, REDACTED.to_owned());
     }
     headers

@@ -42,7 +42,7 @@ impl SignatureOut {
         Self {
             scheme: s.secret.scheme(),
             profile: s.signature.profile,
-            header: s.secret.body_hex(b"").map(|_| s.signature.body_header().0),
+            header: (s.secret.scheme() == Scheme::V1).then(|| s.signature.body_header().0),
             event_header: s.signature.event_header(),
             public_key: s.secret.public_key(),
             previous_public_key: previous.and_then(Secret::public_key),
