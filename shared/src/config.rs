@@ -10,6 +10,11 @@ pub struct Config {
     pub events_dlq_url: String,
     pub delivery_queue_url: String,
     pub delivery_dlq_url: String,
+    /// The ordered (FIFO) delivery queue, its DLQ, and the ordered event queue that upstream
+    /// services publish events to when their order matters (docs/architecture.md).
+    pub ordered_delivery_queue_url: String,
+    pub ordered_delivery_dlq_url: String,
+    pub ordered_events_queue_url: String,
     pub subscriptions_table: String,
     pub api_keys_table: String,
     pub tenants_table: String,
@@ -56,6 +61,12 @@ pub struct Config {
     /// Send every delivery through this HTTP proxy (testing only: the API fuzzer's local sink).
     /// Unset, deliveries ignore the ambient proxy variables, which would bypass the SSRF resolver.
     pub delivery_proxy: Option<String>,
+    /// Consecutive failed attempts that open an endpoint's circuit breaker (0: no breaker).
+    pub circuit_failures: u32,
+    /// The wait before the first probe of an open circuit; it doubles with each failed probe…
+    pub circuit_probe: Duration,
+    /// …up to this.
+    pub circuit_probe_max: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,6 +102,9 @@ impl Config {
             events_dlq_url: req("EVENTS_DLQ_URL")?,
             delivery_queue_url: req("DELIVERY_QUEUE_URL")?,
             delivery_dlq_url: req("DELIVERY_DLQ_URL")?,
+            ordered_delivery_queue_url: req("ORDERED_DELIVERY_QUEUE_URL")?,
+            ordered_delivery_dlq_url: req("ORDERED_DELIVERY_DLQ_URL")?,
+            ordered_events_queue_url: req("ORDERED_EVENTS_QUEUE_URL")?,
             subscriptions_table: req("SUBSCRIPTIONS_TABLE")?,
             api_keys_table: req("API_KEYS_TABLE")?,
             tenants_table: req("TENANTS_TABLE")?,
@@ -114,6 +128,9 @@ impl Config {
             sweep_queued_after: Duration::from_secs(number("SWEEP_QUEUED_AFTER_SECS", 300)?),
             recover_limit: number("RECOVER_LIMIT", 1_000)? as usize,
             delivery_proxy: get("DELIVERY_PROXY").filter(|v| !v.is_empty()),
+            circuit_failures: number("CIRCUIT_FAILURES", 10)? as u32,
+            circuit_probe: Duration::from_secs(number("CIRCUIT_PROBE_SECS", 30)?),
+            circuit_probe_max: Duration::from_secs(number("CIRCUIT_PROBE_MAX_SECS", 900)?),
         })
     }
 }
@@ -129,6 +146,9 @@ mod tests {
             "EVENTS_DLQ_URL",
             "DELIVERY_QUEUE_URL",
             "DELIVERY_DLQ_URL",
+            "ORDERED_DELIVERY_QUEUE_URL",
+            "ORDERED_DELIVERY_DLQ_URL",
+            "ORDERED_EVENTS_QUEUE_URL",
             "SUBSCRIPTIONS_TABLE",
             "API_KEYS_TABLE",
             "TENANTS_TABLE",

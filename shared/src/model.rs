@@ -72,6 +72,26 @@ pub struct Subscription {
     /// A client certificate for mutual TLS, and CAs pinning the endpoint's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSettings>,
+    /// At most this many POSTs per second to the endpoint, held across every worker
+    /// (`delivery::limit`); `None`: no limit, and no cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
+    /// `fifo`: its deliveries go one at a time, in publish order, through the ordered queue.
+    #[serde(default, skip_serializing_if = "Ordering::is_unordered")]
+    pub ordering: Ordering,
+    /// The endpoint's circuit breaker (`delivery::circuit`): `open` defers deliveries without
+    /// POSTing until a probe at `circuit_probe_at` succeeds.
+    #[serde(default, skip_serializing_if = "CircuitState::is_closed")]
+    pub circuit_state: CircuitState,
+    /// When the circuit entered its state (absent: never opened).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub circuit_since: Option<OffsetDateTime>,
+    /// Open: when the next probe may go; half-open: until when the probe holds its lease.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub circuit_probe_at: Option<OffsetDateTime>,
+    /// Failed probes since the circuit opened (each doubles the wait before the next).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub circuit_probes: u32,
     /// An HMAC secret (`v1`) or an ed25519 signing key (`v1a`).
     #[serde(with = "secret_text")]
     pub secret: Secret,
@@ -121,6 +141,12 @@ impl Subscription {
             auth: EndpointAuth::None,
             signature: SignatureSettings::default(),
             tls: None,
+            rate_limit_per_second: None,
+            ordering: Ordering::Unordered,
+            circuit_state: CircuitState::Closed,
+            circuit_since: None,
+            circuit_probe_at: None,
+            circuit_probes: 0,
             secret: Secret::generate(),
             previous_secret: None,
             previous_secret_expires_at: None,
@@ -158,6 +184,53 @@ impl Subscription {
             }
         }
         out
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Whether a subscription's deliveries keep publish order.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    #[default]
+    Unordered,
+    /// One at a time in publish order: its tasks go to the FIFO delivery queue with the
+    /// subscription as message group (docs/architecture.md, "Ordered delivery").
+    Fifo,
+}
+
+impl Ordering {
+    pub fn is_unordered(&self) -> bool {
+        *self == Self::Unordered
+    }
+}
+
+/// A circuit breaker's state.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    #[default]
+    Closed,
+    /// Deliveries are deferred without a POST until the next probe.
+    Open,
+    /// One probe is in flight.
+    HalfOpen,
+}
+
+impl CircuitState {
+    pub fn is_closed(&self) -> bool {
+        *self == Self::Closed
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
     }
 }
 
@@ -592,13 +665,17 @@ pub struct Deliver {
     pub subscription_version: u64,
     /// The exact bytes to POST: the event envelope, embedded verbatim.
     pub body: Box<serde_json::value::RawValue>,
+    /// Where the sender puts it: the FIFO delivery queue (group: the subscription) when its
+    /// subscription is ordered. Not part of the message: the queue it arrives on says it.
+    #[serde(skip)]
+    pub ordered: bool,
 }
 
 impl Deliver {
     /// The task that delivers `event` (whose envelope is `body`, the bytes it POSTs) as
     /// `delivery_id`, to the subscription at `subscription_version`; `check`: read the ledger first.
     pub fn of_event(event: &EventIn, delivery_id: DeliveryId, trigger: Trigger, check: bool, subscription_version: u64, body: Box<serde_json::value::RawValue>) -> Self {
-        Self { delivery_id, tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), trigger, check, token: None, subscription_version, body }
+        Self { delivery_id, tenant_id: event.tenant_id.clone(), event_id: event.event_id.clone(), event_type: event.event_type.clone(), trigger, check, token: None, subscription_version, body, ordered: false }
     }
 }
 
@@ -628,6 +705,12 @@ impl DeliveryTask {
 
     pub fn delivery_id(&self) -> &DeliveryId {
         &self.deliver().delivery_id
+    }
+
+    /// Sends it to the ordered (FIFO) queue, or not.
+    pub fn set_ordered(&mut self, ordered: bool) {
+        let Self::Deliver(d) = self;
+        d.ordered = ordered;
     }
 }
 
@@ -659,6 +742,7 @@ mod tests {
             token: None,
             subscription_version: 3,
             body: serde_json::value::RawValue::from_string(body.into()).unwrap(),
+            ordered: false,
         });
         let text = serde_json::to_string(&t).unwrap();
         assert!(text.contains(body), "the body's bytes are kept: {text}");

@@ -13,6 +13,8 @@
 //! |---|---|---|
 //! | `endpoint.disabled` | a subscription was disabled: 410 Gone, or failing for `DISABLE_AFTER_SECS` | delivery worker |
 //! | `endpoint.enabled` | a user enabled a disabled subscription again | API (`PATCH`) |
+//! | `endpoint.circuit.opened` | an endpoint's circuit breaker opened after `CIRCUIT_FAILURES` consecutive failed attempts: its deliveries wait, probed | delivery worker |
+//! | `endpoint.circuit.closed` | a delivery to an open (or half-open) endpoint succeeded: the circuit closed and its deliveries go again | delivery worker |
 //! | `message.attempt.exhausted` | a delivery failed its last attempt (not one of an operational event: no ping-pong between two failing subscribers of each other's reports) | delivery worker |
 //! | `message.attempt.failing` | an endpoint's first failed attempt after a success | delivery worker |
 //! | `message.attempt.recovered` | an endpoint's first success after failures | delivery worker |
@@ -26,6 +28,8 @@ use time::OffsetDateTime;
 
 pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 pub const ENDPOINT_ENABLED: &str = "endpoint.enabled";
+pub const CIRCUIT_OPENED: &str = "endpoint.circuit.opened";
+pub const CIRCUIT_CLOSED: &str = "endpoint.circuit.closed";
 pub const ATTEMPT_EXHAUSTED: &str = "message.attempt.exhausted";
 pub const ATTEMPT_FAILING: &str = "message.attempt.failing";
 pub const ATTEMPT_RECOVERED: &str = "message.attempt.recovered";
@@ -52,6 +56,8 @@ pub enum Occurrence<'a> {
     Exhausted { delivery: &'a DeliveryId, event_id: &'a str, event_type: &'a str, attempts: u32, status_code: Option<u16> },
     Failing { failure_count: u32, status_code: Option<u16> },
     Recovered,
+    CircuitOpened { failure_count: u32, next_probe_at: OffsetDateTime },
+    CircuitClosed { opened_at: Option<OffsetDateTime> },
 }
 
 impl Occurrence<'_> {
@@ -62,6 +68,8 @@ impl Occurrence<'_> {
             Self::Exhausted { .. } => ATTEMPT_EXHAUSTED,
             Self::Failing { .. } => ATTEMPT_FAILING,
             Self::Recovered => ATTEMPT_RECOVERED,
+            Self::CircuitOpened { .. } => CIRCUIT_OPENED,
+            Self::CircuitClosed { .. } => CIRCUIT_CLOSED,
         }
     }
 }
@@ -77,6 +85,8 @@ pub fn envelope(tenant: &TenantId, sub: &SubscriptionId, what: &Occurrence<'_>, 
             json!({"delivery_id": delivery.as_str(), "event_id": event_id, "event_type": event_type, "attempts": attempts, "last_status_code": status_code}),
             format!("{delivery}#{attempts}"),
         ),
+        Occurrence::CircuitOpened { failure_count, next_probe_at } => (json!({"failure_count": failure_count, "next_probe_at": crate::timefmt::format(*next_probe_at)}), at.unix_timestamp_nanos().to_string()),
+        Occurrence::CircuitClosed { opened_at } => (json!({"opened_at": opened_at.map(crate::timefmt::format)}), at.unix_timestamp_nanos().to_string()),
         Occurrence::Failing { failure_count, status_code } => (json!({"failure_count": failure_count, "last_status_code": status_code}), at.unix_timestamp_nanos().to_string()),
     };
     if let (Value::Object(d), Value::Object(f)) = (&mut data, fields) {

@@ -79,6 +79,51 @@ pub trait SubscriptionStore: Send + Sync {
     /// (the delivery function's IAM policy allows no others). Returns the run of failures after
     /// it (`None` if the subscription is gone).
     async fn record_health(&self, tenant: &TenantId, id: &SubscriptionId, change: HealthChange) -> PortResult<Option<HealthAfter>>;
+    /// Moves the endpoint's circuit breaker, if it is in the state the move starts from
+    /// (`Conflict` otherwise, or if the subscription is gone); writes only the `circuit_*` fields.
+    async fn move_circuit(&self, tenant: &TenantId, id: &SubscriptionId, change: &CircuitChange) -> PortResult<()>;
+}
+
+/// The moves of a circuit breaker (`delivery::circuit`), each conditional on the state it starts
+/// from, so of racing workers exactly one makes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CircuitChange {
+    /// closed → open: the run of failures reached the threshold; the first probe at `probe_at`.
+    Open { at: OffsetDateTime, probe_at: OffsetDateTime },
+    /// open (probe due at or before `at`) or half-open (lease expired) → half-open: this worker
+    /// probes, holding the lease until `lease_until`.
+    Probe { at: OffsetDateTime, lease_until: OffsetDateTime },
+    /// half-open → open: the probe failed; the next at `probe_at`, one more failed probe counted.
+    Reopen { probe_at: OffsetDateTime },
+    /// open or half-open → closed: a delivery succeeded.
+    Close { at: OffsetDateTime },
+}
+
+impl CircuitChange {
+    /// What the move does to a subscription that is in the state it starts from; `false` if not.
+    pub fn apply(&self, s: &mut Subscription) -> bool {
+        use crate::model::CircuitState::*;
+        match (self, s.circuit_state) {
+            (Self::Open { at, probe_at }, Closed) => {
+                (s.circuit_state, s.circuit_since, s.circuit_probe_at, s.circuit_probes) = (Open, Some(*at), Some(*probe_at), 0);
+            }
+            (Self::Probe { at, lease_until }, Open | HalfOpen) if s.circuit_probe_at.is_some_and(|p| p <= *at) => {
+                if s.circuit_state == Open {
+                    s.circuit_since = Some(*at);
+                }
+                (s.circuit_state, s.circuit_probe_at) = (HalfOpen, Some(*lease_until));
+            }
+            (Self::Reopen { probe_at }, HalfOpen) => {
+                (s.circuit_state, s.circuit_probe_at) = (Open, Some(*probe_at));
+                s.circuit_probes += 1;
+            }
+            (Self::Close { at }, Open | HalfOpen) => {
+                (s.circuit_state, s.circuit_since, s.circuit_probe_at, s.circuit_probes) = (Closed, Some(*at), None, 0);
+            }
+            _ => return false,
+        }
+        true
+    }
 }
 
 /// What fan-out needs of a subscription to match events and address its tasks (the attributes
@@ -92,6 +137,9 @@ pub struct Subscriber {
     pub enabled: bool,
     #[serde(default)]
     pub version: u64,
+    /// Its tasks go to the FIFO delivery queue.
+    #[serde(default, skip_serializing_if = "crate::model::Ordering::is_unordered")]
+    pub ordering: crate::model::Ordering,
 }
 
 impl Subscriber {
@@ -113,7 +161,7 @@ impl Subscriber {
 
 impl From<&Subscription> for Subscriber {
     fn from(s: &Subscription) -> Self {
-        Self { subscription_id: s.subscription_id.clone(), events: s.events.clone(), filter: s.filter.clone(), enabled: s.enabled, version: s.version }
+        Self { subscription_id: s.subscription_id.clone(), events: s.events.clone(), filter: s.filter.clone(), enabled: s.enabled, version: s.version, ordering: s.ordering }
     }
 }
 
@@ -138,6 +186,9 @@ pub struct SubscriptionChange {
     pub signature: Option<crate::model::SignatureSettings>,
     /// `Some(None)` removes the client certificate.
     pub tls: Option<Option<crate::model::TlsSettings>>,
+    /// `Some(None)` removes the limit.
+    pub rate_limit_per_second: Option<Option<u32>>,
+    pub ordering: Option<crate::model::Ordering>,
     /// A rotation: the new secret, and until when the current one keeps signing beside it.
     pub rotate: Option<(Secret, OffsetDateTime)>,
     pub at: Option<OffsetDateTime>,
@@ -179,6 +230,12 @@ impl SubscriptionChange {
         }
         if let Some(v) = &self.tls {
             s.tls = v.clone();
+        }
+        if let Some(v) = self.rate_limit_per_second {
+            s.rate_limit_per_second = v;
+        }
+        if let Some(v) = self.ordering {
+            s.ordering = v;
         }
         match self.enabled {
             Some(true) => {
@@ -348,6 +405,10 @@ pub trait Ledger: Send + Sync {
     async fn list(&self, sub: &SubscriptionId, filter: &DeliveryFilter, cursor: Option<&str>, limit: usize) -> PortResult<Page<Delivery>>;
     /// Records the API queued before `before` that no worker has claimed (the sweeper's input).
     async fn queued_before(&self, before: OffsetDateTime, limit: usize) -> PortResult<Vec<(DeliveryId, u32)>>;
+    /// The rate limiter's admission counter (`delivery::limit`): the next ticket of `sub`'s
+    /// one-second window `second` (Unix seconds), 1 for its first taker, 2 for the next, … (one
+    /// atomic counter write, in an item of its own beside the ledger's).
+    async fn ticket(&self, sub: &SubscriptionId, second: i64) -> PortResult<u64>;
 }
 
 /// Opaque handle of a received queue message (an SQS receipt handle in the adapter).
@@ -360,11 +421,18 @@ pub enum QueueName {
     Events,
     Deliveries,
     DeliveryDlq,
+    /// The FIFO event queue (events whose order matters), the FIFO delivery queue (ordered
+    /// subscriptions) and its DLQ.
+    OrderedEvents,
+    OrderedDeliveries,
+    OrderedDeliveryDlq,
 }
 
 /// A message received for inspection (the sweeper's view of the delivery DLQ).
 #[derive(Debug, Clone)]
 pub struct Peeked {
+    /// Which DLQ it is in.
+    pub queue: QueueName,
     pub handle: MessageHandle,
     pub message_id: String,
     pub body: String,
@@ -383,6 +451,6 @@ pub trait Queues: Send + Sync {
     async fn publish_event(&self, body: &str, source: crate::ids::EventSource) -> PortResult<()>;
     /// Sends a rejected event's body to the event dead-letter queue, with the reason.
     async fn dead_letter_event(&self, body: &str, reason: &str, source_message_id: &str) -> PortResult<()>;
-    /// Receives up to `max` messages of the delivery DLQ, hidden for `hide` (they stay there).
+    /// Receives up to `max` messages of the delivery DLQs (standard, then FIFO), hidden for `hide` (they stay there).
     async fn peek_dead_tasks(&self, max: usize, hide: Duration) -> PortResult<Vec<Peeked>>;
 }

@@ -116,12 +116,14 @@ fn verdict(found: Vec<String>) -> Result<(), String> {
 /// The delivery function's check: fetches the delivery queue's settings; the error lists every
 /// problem.
 pub async fn check_delivery_queue(sqs: &aws_sdk_sqs::Client, config: &Config) -> Result<(), String> {
-    verdict(delivery_problems(config, &fetch(sqs, &config.delivery_queue_url, "delivery").await?))
+    verdict(delivery_problems(config, &fetch(sqs, &config.delivery_queue_url, "delivery").await?))?;
+    verdict(delivery_problems(config, &fetch(sqs, &config.ordered_delivery_queue_url, "ordered delivery").await?))
 }
 
 /// The fan-out function's check: fetches the events queue's settings.
 pub async fn check_events_queue(sqs: &aws_sdk_sqs::Client, config: &Config) -> Result<(), String> {
-    verdict(events_problems(config, &fetch(sqs, &config.events_queue_url, "events").await?))
+    verdict(events_problems(config, &fetch(sqs, &config.events_queue_url, "events").await?))?;
+    verdict(events_problems(config, &fetch(sqs, &config.ordered_events_queue_url, "ordered events").await?))
 }
 
 #[cfg(test)]

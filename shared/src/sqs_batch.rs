@@ -54,6 +54,80 @@ where
     futures::future::join_all(work).await
 }
 
+/// Whether the batch comes from a FIFO queue (ordered delivery): its messages of one message
+/// group must be handled one at a time, in order.
+pub fn is_fifo(event: &SqsEvent) -> bool {
+    event.records.first().and_then(|m| m.event_source_arn.as_deref()).is_some_and(|arn| arn.ends_with(".fifo"))
+}
+
+fn group_of(msg: &SqsMessage) -> String {
+    msg.attributes.get("MessageGroupId").cloned().unwrap_or_default()
+}
+
+/// For a FIFO batch: handles each message group's messages one after the other, in order (the
+/// groups concurrently). Once one is kept, the group's later messages are not handled and are
+/// kept with the same wait: SQS then hands them all back, in order, when it ends (a later one
+/// visible before it would be taken first).
+pub async fn run_ordered<F, Fut>(event: SqsEvent, handle: F) -> Vec<(Received, Ack)>
+where
+    F: Fn(SqsMessage, Received) -> Fut,
+    Fut: Future<Output = Ack>,
+{
+    let n = event.records.len();
+    let mut groups: Vec<(String, Vec<(usize, SqsMessage)>)> = Vec::new();
+    for (i, msg) in event.records.into_iter().enumerate() {
+        let g = group_of(&msg);
+        match groups.iter_mut().find(|(k, _)| *k == g) {
+            Some((_, v)) => v.push((i, msg)),
+            None => groups.push((g, vec![(i, msg)])),
+        }
+    }
+    let handle = &handle;
+    let work = groups.into_iter().map(|(_, msgs)| async move {
+        let mut out = Vec::with_capacity(msgs.len());
+        let mut held: Option<Ack> = None;
+        for (i, msg) in msgs {
+            let r = Received::of(&msg);
+            let ack = match held {
+                Some(ack) => ack,
+                None => {
+                    let span = tracing::info_span!("message", message_id = %r.message_id);
+                    let ack = handle(msg, r.clone()).instrument(span).await;
+                    if let Ack::Keep(_) = ack {
+                        held = Some(ack);
+                    }
+                    ack
+                }
+            };
+            out.push((i, (r, ack)));
+        }
+        out
+    });
+    let mut all: Vec<(usize, (Received, Ack))> = futures::future::join_all(work).await.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    debug_assert_eq!(all.len(), n);
+    all.into_iter().map(|(_, x)| x).collect()
+}
+
+/// For a FIFO batch handled all together (fan-out): once a message of a group is kept, its
+/// group's later messages are kept too, with the same wait. `groups[i]` is message i's group.
+pub fn hold_groups(acks: &mut [(Received, Ack)], groups: &[String]) {
+    let mut held: Vec<(&str, Ack)> = Vec::new();
+    for (i, (_, ack)) in acks.iter_mut().enumerate() {
+        let g = groups[i].as_str();
+        if let Some((_, first)) = held.iter().find(|(k, _)| *k == g) {
+            *ack = *first;
+        } else if let Ack::Keep(_) = ack {
+            held.push((g, *ack));
+        }
+    }
+}
+
+/// The message groups of a batch's messages, in order.
+pub fn groups(event: &SqsEvent) -> Vec<String> {
+    event.records.iter().map(group_of).collect()
+}
+
 /// Applies the acks: one batched visibility change for the kept messages that wait, and the
 /// batch response naming every kept message.
 pub async fn finish(deps: &Deps, queue: QueueName, acks: Vec<(Received, Ack)>) -> SqsBatchResponse {

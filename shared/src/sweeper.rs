@@ -65,7 +65,8 @@ async fn resend_queued(deps: &Deps, now: OffsetDateTime, swept: &mut Swept) -> P
             swept.unqueued += 1;
             continue;
         }
-        let task = task_of(&d, Trigger::Redeliver, head.token.clone())?;
+        let mut task = task_of(&d, Trigger::Redeliver, head.token.clone())?;
+        task.set_ordered(crate::delivery::actions::ordered(deps, &d).await?);
         if send_all(deps, std::slice::from_ref(&task)).await.is_empty() {
             let expect = Expect { status: vec![RecordStatus::Queued], token: head.token.clone() };
             // A claim in between is fine: the task just sent will find it claimed and drop.
@@ -92,9 +93,9 @@ fn still_owned(head: Option<&Record>, task: &DeliveryTask, message_id: &str, now
 
 async fn mark_dead_lettered(deps: &Deps, now: OffsetDateTime, swept: &mut Swept) -> PortResult<()> {
     let peeked = deps.queues.peek_dead_tasks(DLQ_PER_SWEEP, Duration::from_secs(120)).await?;
-    let mut release = Vec::with_capacity(peeked.len());
+    let mut release: Vec<(QueueName, (crate::ports::MessageHandle, Duration))> = Vec::with_capacity(peeked.len());
     for m in peeked {
-        release.push((m.handle.clone(), Duration::ZERO));
+        release.push((m.queue, (m.handle.clone(), Duration::ZERO)));
         let Ok(task) = DeliveryTask::parse(&m.body) else {
             swept.unreadable += 1;
             continue;
@@ -111,8 +112,11 @@ async fn mark_dead_lettered(deps: &Deps, now: OffsetDateTime, swept: &mut Swept)
         swept.dead_lettered += 1;
     }
     // Visible again, for `redrive deliveries`.
-    if !release.is_empty() {
-        deps.queues.set_visibility(QueueName::DeliveryDlq, &release).await?;
+    for queue in [QueueName::DeliveryDlq, QueueName::OrderedDeliveryDlq] {
+        let handles: Vec<_> = release.iter().filter(|(q, _)| *q == queue).map(|(_, h)| h.clone()).collect();
+        if !handles.is_empty() {
+            deps.queues.set_visibility(queue, &handles).await?;
+        }
     }
     Ok(())
 }

@@ -107,12 +107,24 @@ impl Runner {
                 async move { shared::fanout::handle_batch(event, &d).await }
             }));
         }
-        for _ in 0..opts.delivery_pollers {
+        // The ordered queues (FIFO) have pollers of their own, as each has its own mapping.
+        for url in [&deps.config.events_queue_url, &deps.config.ordered_events_queue_url].into_iter().skip(1).take(usize::from(opts.fanout_pollers > 0)) {
             let d = deps.clone();
-            tasks.push(poller::spawn(sqs.clone(), source(&deps.config.delivery_queue_url), delivery_stats.clone(), move |event| {
+            tasks.push(poller::spawn(sqs.clone(), source(url), fanout_stats.clone(), move |event| {
                 let d = d.clone();
-                async move { shared::delivery::handle_batch(event, &d).await }
+                async move { shared::fanout::handle_batch(event, &d).await }
             }));
+        }
+        // The ordered delivery queue one message per batch, as its mapping in the template: a
+        // message group's next task is received only once the one before it is done.
+        for (url, batch_size) in [(&deps.config.delivery_queue_url, 10), (&deps.config.ordered_delivery_queue_url, 1)] {
+            for _ in 0..opts.delivery_pollers {
+                let d = deps.clone();
+                tasks.push(poller::spawn(sqs.clone(), poller::Source { batch_size, ..source(url) }, delivery_stats.clone(), move |event| {
+                    let d = d.clone();
+                    async move { shared::delivery::handle_batch(event, &d).await }
+                }));
+            }
         }
         if let Some(every) = opts.sweep_every {
             let d = deps.clone();
@@ -144,7 +156,8 @@ impl Runner {
                 .and_then(|(k, _)| lo.outputs.get(&format!("{}_URL", k.trim_end_matches("_ARN"))))
                 .cloned()
                 .ok_or_else(|| std::io::Error::other(format!("no queue URL among the outputs for {}", q.queue_arn)))?;
-            let wanted = if url == deps.config.events_queue_url { opts.fanout_pollers } else if url == deps.config.delivery_queue_url { opts.delivery_pollers } else { 1 };
+            let c = &deps.config;
+            let wanted = if url == c.events_queue_url { opts.fanout_pollers } else if url == c.delivery_queue_url || url == c.ordered_delivery_queue_url { opts.delivery_pollers } else { 1 };
             let n = q.max_concurrency.map_or(wanted, |m| wanted.min(m as usize));
             sources.push((q.clone(), url, n));
         }
@@ -166,7 +179,7 @@ impl Runner {
         let fanout_stats = Arc::new(PollStats::default());
         let delivery_stats = Arc::new(PollStats::default());
         for (q, url, n) in sources {
-            let stats = if url == deps.config.events_queue_url { fanout_stats.clone() } else { delivery_stats.clone() };
+            let stats = if url == deps.config.events_queue_url || url == deps.config.ordered_events_queue_url { fanout_stats.clone() } else { delivery_stats.clone() };
             // The mapping polls with the function's role: through the function's recording proxy.
             let sdk = shared::load_sdk_config().await;
             let sqs = calls::sqs_client(&sdk, None, Some(&lambda.endpoints[&q.function]));

@@ -19,6 +19,9 @@ pub struct SqsQueues {
     delivery_dlq_url: String,
     events_queue_url: String,
     events_dlq_url: String,
+    ordered_delivery_queue_url: String,
+    ordered_delivery_dlq_url: String,
+    ordered_events_queue_url: String,
 }
 
 impl SqsQueues {
@@ -29,6 +32,9 @@ impl SqsQueues {
             delivery_dlq_url: config.delivery_dlq_url.clone(),
             events_queue_url: config.events_queue_url.clone(),
             events_dlq_url: config.events_dlq_url.clone(),
+            ordered_delivery_queue_url: config.ordered_delivery_queue_url.clone(),
+            ordered_delivery_dlq_url: config.ordered_delivery_dlq_url.clone(),
+            ordered_events_queue_url: config.ordered_events_queue_url.clone(),
         }
     }
 
@@ -37,6 +43,9 @@ impl SqsQueues {
             QueueName::Events => &self.events_queue_url,
             QueueName::Deliveries => &self.delivery_queue_url,
             QueueName::DeliveryDlq => &self.delivery_dlq_url,
+            QueueName::OrderedEvents => &self.ordered_events_queue_url,
+            QueueName::OrderedDeliveries => &self.ordered_delivery_queue_url,
+            QueueName::OrderedDeliveryDlq => &self.ordered_delivery_dlq_url,
         }
     }
 }
@@ -47,6 +56,20 @@ fn string_attr(v: &str) -> PortResult<MessageAttributeValue> {
         .string_value(v)
         .build()
         .map_err(|e| PortError::backend("build message attribute", e))
+}
+
+/// The FIFO deduplication id of an ordered task: a live task's delivery id (fan-out running an
+/// event again within SQS's 5 minutes sends it once); a redelivery's token and a fresh nonce (a
+/// re-send must go).
+fn dedup_id(d: &crate::model::Deliver) -> String {
+    match &d.token {
+        None if d.trigger == crate::model::Trigger::Live => d.delivery_id.as_str().to_owned(),
+        _ => {
+            let mut raw = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+            format!("{}.{}", d.token.as_deref().unwrap_or("x"), hex::encode(raw))
+        }
+    }
 }
 
 /// Index ranges of `sizes` that make batches within SQS's limits.
@@ -69,29 +92,46 @@ pub fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
 #[async_trait]
 impl Queues for SqsQueues {
     async fn send_tasks(&self, tasks: &[DeliveryTask]) -> PortResult<Vec<usize>> {
-        let bodies = tasks.iter().map(|t| serde_json::to_string(t).map_err(|e| PortError::Corrupt(e.to_string()))).collect::<PortResult<Vec<_>>>()?;
+        // Ordered subscriptions' tasks go to the FIFO queue, in the order given (SQS keeps the
+        // order of a batch's entries within a message group); the others to the standard one.
+        let (ordered, unordered): (Vec<usize>, Vec<usize>) = (0..tasks.len()).partition(|&i| tasks[i].deliver().ordered);
         let mut failed = Vec::new();
-        for range in batches(&bodies.iter().map(String::len).collect::<Vec<_>>()) {
-            let base = range.start;
-            let entries = bodies[range]
-                .iter()
-                .enumerate()
-                .map(|(i, body)| SendMessageBatchRequestEntry::builder().id((base + i).to_string()).message_body(body).build().map_err(|e| PortError::backend("build batch entry", e)))
-                .collect::<PortResult<Vec<_>>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.delivery_queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| PortError::backend("send delivery batch", e.into_service_error()))?;
-            for f in out.failed {
-                let idx = f.id.parse::<usize>().map_err(|_| PortError::Corrupt(format!("batch entry id {}", f.id)))?;
-                tracing::warn!(code = %f.code, sender_fault = f.sender_fault, "delivery task not enqueued");
-                failed.push(idx);
+        for (queue, picked) in [(QueueName::Deliveries, unordered), (QueueName::OrderedDeliveries, ordered)] {
+            if picked.is_empty() {
+                continue;
+            }
+            let bodies = picked.iter().map(|&i| serde_json::to_string(&tasks[i]).map_err(|e| PortError::Corrupt(e.to_string()))).collect::<PortResult<Vec<_>>>()?;
+            for range in batches(&bodies.iter().map(String::len).collect::<Vec<_>>()) {
+                let entries = range
+                    .clone()
+                    .map(|j| {
+                        let entry = SendMessageBatchRequestEntry::builder().id(picked[j].to_string()).message_body(&bodies[j]);
+                        let entry = match queue {
+                            QueueName::OrderedDeliveries => {
+                                let d = tasks[picked[j]].deliver();
+                                entry.message_group_id(d.delivery_id.subscription().as_str()).message_deduplication_id(dedup_id(d))
+                            }
+                            _ => entry,
+                        };
+                        entry.build().map_err(|e| PortError::backend("build batch entry", e))
+                    })
+                    .collect::<PortResult<Vec<_>>>()?;
+                let out = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(self.url(queue))
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| PortError::backend("send delivery batch", e.into_service_error()))?;
+                for f in out.failed {
+                    let idx = f.id.parse::<usize>().map_err(|_| PortError::Corrupt(format!("batch entry id {}", f.id)))?;
+                    tracing::warn!(code = %f.code, sender_fault = f.sender_fault, "delivery task not enqueued");
+                    failed.push(idx);
+                }
             }
         }
+        failed.sort_unstable();
         Ok(failed)
     }
 
@@ -154,25 +194,28 @@ impl Queues for SqsQueues {
 
     async fn peek_dead_tasks(&self, max: usize, hide: Duration) -> PortResult<Vec<Peeked>> {
         let mut out = Vec::new();
-        while out.len() < max {
-            let got = self
-                .client
-                .receive_message()
-                .queue_url(&self.delivery_dlq_url)
-                .max_number_of_messages((max - out.len()).min(10) as i32)
-                .visibility_timeout(hide.as_secs() as i32)
-                .wait_time_seconds(0)
-                .send()
-                .await
-                .map_err(|e| PortError::backend("receive from delivery DLQ", e.into_service_error()))?
-                .messages
-                .unwrap_or_default();
-            if got.is_empty() {
-                break;
-            }
-            for m in got {
-                if let (Some(handle), Some(id)) = (m.receipt_handle, m.message_id) {
-                    out.push(Peeked { handle: MessageHandle(handle), message_id: id, body: m.body.unwrap_or_default() });
+        for dlq in [&self.delivery_dlq_url, &self.ordered_delivery_dlq_url] {
+            while out.len() < max {
+                let got = self
+                    .client
+                    .receive_message()
+                    .queue_url(dlq)
+                    .max_number_of_messages((max - out.len()).min(10) as i32)
+                    .visibility_timeout(hide.as_secs() as i32)
+                    .wait_time_seconds(0)
+                    .send()
+                    .await
+                    .map_err(|e| PortError::backend("receive from delivery DLQ", e.into_service_error()))?
+                    .messages
+                    .unwrap_or_default();
+                if got.is_empty() {
+                    break;
+                }
+                for m in got {
+                    if let (Some(handle), Some(id)) = (m.receipt_handle, m.message_id) {
+                        let queue = if std::ptr::eq(dlq, &self.delivery_dlq_url) { QueueName::DeliveryDlq } else { QueueName::OrderedDeliveryDlq };
+                        out.push(Peeked { queue, handle: MessageHandle(handle), message_id: id, body: m.body.unwrap_or_default() });
+                    }
                 }
             }
         }

@@ -76,7 +76,7 @@ mod tests {
             let ours = crate::operational::is_operational(&t.name) && t.source.as_deref() == Some("service");
             assert!(documented || ours || t.source.as_deref() == Some("operator"), "{}: not in a source document, so it must say \"source\": \"operator\"", t.name);
         }
-        for name in [crate::operational::ENDPOINT_DISABLED, crate::operational::ENDPOINT_ENABLED, crate::operational::ATTEMPT_EXHAUSTED, crate::operational::ATTEMPT_FAILING, crate::operational::ATTEMPT_RECOVERED] {
+        for name in [crate::operational::ENDPOINT_DISABLED, crate::operational::ENDPOINT_ENABLED, crate::operational::ATTEMPT_EXHAUSTED, crate::operational::ATTEMPT_FAILING, crate::operational::ATTEMPT_RECOVERED, crate::operational::CIRCUIT_OPENED, crate::operational::CIRCUIT_CLOSED] {
             assert!(all().iter().any(|t| t.name == name && t.source.as_deref() == Some("service")), "the operational event {name}");
         }
     }

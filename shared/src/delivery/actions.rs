@@ -51,7 +51,15 @@ pub fn task_of(d: &Delivery, trigger: Trigger, token: Option<String>) -> PortRes
         token,
         subscription_version: 0,
         body,
+        ordered: false,
     }))
+}
+
+/// Whether the delivery's subscription is ordered (its task goes to the FIFO queue).
+pub async fn ordered(deps: &Deps, d: &crate::ports::Delivery) -> PortResult<bool> {
+    let Some(event) = d.event() else { return Ok(false) };
+    let sub = deps.subscriptions.get(&event.tenant_id, &d.id().subscription()).await?;
+    Ok(sub.is_some_and(|s| s.ordering == crate::model::Ordering::Fifo))
 }
 
 fn random_token() -> String {
@@ -84,7 +92,8 @@ pub async fn redeliver(deps: &Deps, mut d: Delivery) -> Result<Delivery, ActionE
         return Err(ActionError::NotReopenable(status_name(now_status)));
     }
     deps.faults.point("redeliver.after_mark").await;
-    let task = task_of(&d, Trigger::Redeliver, Some(token.clone()))?;
+    let mut task = task_of(&d, Trigger::Redeliver, Some(token.clone()))?;
+    task.set_ordered(ordered(deps, &d).await?);
     if !send_all(deps, std::slice::from_ref(&task)).await.is_empty() {
         // Queued all the same: the sweeper sends it within SWEEP_QUEUED_AFTER_SECS.
         tracing::error!(delivery_id = %id, "redelivery task not sent; the sweeper will send it");
@@ -125,8 +134,15 @@ pub async fn recover(deps: &Deps, sub: &SubscriptionId, since: OffsetDateTime, c
     let now = OffsetDateTime::now_utc();
     let mut reopened = 0;
     let mut cursor = cursor;
+    let mut ordered_sub = None;
     loop {
         let page = deps.ledger.list(sub, &filter, cursor.as_deref(), 100).await?;
+        // An ordered subscription's page goes to its FIFO queue oldest event first.
+        let ordered_page = match (&ordered_sub, page.items.first()) {
+            (Some(o), _) => *o,
+            (None, Some(d)) => *ordered_sub.insert(ordered(deps, d).await?),
+            (None, None) => false,
+        };
         let mut tasks = Vec::new();
         for d in &page.items {
             let token = recover_token(sub, since, d.id());
@@ -135,6 +151,10 @@ pub async fn recover(deps: &Deps, sub: &SubscriptionId, since: OffsetDateTime, c
             if ours || (REOPENABLE.contains(&head.status) && mark_queued(deps, d, &token, now).await?) {
                 tasks.push(task_of(d, Trigger::Redeliver, Some(token))?);
             }
+        }
+        if ordered_page {
+            tasks.reverse();
+            tasks.iter_mut().for_each(|t| t.set_ordered(true));
         }
         deps.faults.point("recover.after_mark").await;
         let unsent = send_all(deps, &tasks).await;

@@ -5,9 +5,11 @@
 //! attempt number comes from the ledger; SQS's receive count only says whether to read it.
 
 pub mod actions;
+pub mod circuit;
 pub mod enqueue;
 pub mod health;
 pub mod http;
+pub mod limit;
 pub mod oauth;
 pub mod plan;
 pub mod request;
@@ -17,7 +19,8 @@ use crate::ledger::MAX_SEQ;
 use crate::metrics::{self, Metric};
 use crate::operational::{self, Occurrence};
 use crate::model::{Attempt, Deliver, DeliveryTask, FailureClass, Record, RecordStatus, Subscription, Trigger};
-use crate::ports::{Expect, HealthChange, Mark, PortError, PortResult, QueueName, Read};
+use crate::ports::{CircuitChange, Expect, HealthAfter, HealthChange, Mark, PortError, PortResult, QueueName, Read};
+use circuit::{Breaker, Gate};
 use crate::retry::infra_backoff;
 use crate::sqs_batch::{self, Ack, Received};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -30,8 +33,12 @@ use tracing::Instrument;
 /// Handles one batch from the delivery queue; messages are processed concurrently.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
     let figures = metrics::Batch::new("delivery");
-    let acks = sqs_batch::run(event, |msg, r| handle_message(msg, r, deps, &figures)).await;
-    let response = sqs_batch::finish(deps, QueueName::Deliveries, acks).await;
+    // The ordered queue's batches go one message at a time per message group (subscription).
+    let (acks, queue) = match sqs_batch::is_fifo(&event) {
+        true => (sqs_batch::run_ordered(event, |msg, r| handle_message(msg, r, deps, &figures)).await, QueueName::OrderedDeliveries),
+        false => (sqs_batch::run(event, |msg, r| handle_message(msg, r, deps, &figures)).await, QueueName::Deliveries),
+    };
+    let response = sqs_batch::finish(deps, queue, acks).await;
     deps.faults.point("delivery.after_visibility").await;
     figures.emit();
     crate::telemetry::flush();
@@ -114,7 +121,31 @@ async fn deliver(d: &Deliver, r: &Received, deps: &Deps, figures: &metrics::Batc
         }
     };
 
-    let (attempt, outcome) = post(deps, &sub, d, d.trigger, sub.delivery_timeout(deps.config.delivery_timeout)).await;
+    let timeout = sub.delivery_timeout(deps.config.delivery_timeout);
+    let breaker = breaker(&deps.config);
+    let gate = breaker.gate(&sub, now, r.receive, rand::random::<f64>());
+    if let Gate::Defer(wait) = gate {
+        tracing::info!(circuit = sub.circuit_state.as_str(), wait_s = wait.as_secs(), "the endpoint's circuit is open; deferred without an attempt");
+        figures.add(&[count("Deferred")]);
+        return Ok(Ack::Keep(Some(wait)));
+    }
+    if let Some(limit) = sub.rate_limit_per_second {
+        if let Some(wait) = admit(deps, &sub, limit).await? {
+            figures.add(&[count("Throttled")]);
+            return Ok(Ack::Keep(Some(wait)));
+        }
+    }
+    let probing = gate == Gate::Probe;
+    if probing {
+        let lease_until = now + timeout + std::time::Duration::from_secs(5);
+        if !move_circuit(deps, &sub, CircuitChange::Probe { at: now, lease_until }).await? {
+            figures.add(&[count("Deferred")]);
+            return Ok(Ack::Keep(Some(breaker.probe))); // another worker probes
+        }
+        tracing::info!("probing the endpoint (circuit half-open)");
+    }
+
+    let (attempt, outcome) = post(deps, &sub, d, d.trigger, timeout).await;
     deps.faults.point("delivery.after_post").await;
     let failure = match &outcome {
         DeliveryOutcome::Delivered(_) => None,
@@ -130,7 +161,14 @@ async fn deliver(d: &Deliver, r: &Received, deps: &Deps, figures: &metrics::Batc
         let what = Occurrence::Exhausted { delivery: &d.delivery_id, event_id: &d.event_id, event_type: &d.event_type, attempts: written.attempts, status_code: written.attempt.as_ref().and_then(|a| a.status_code) };
         operational::publish(deps, &d.tenant_id, &sub.subscription_id, what, now).await;
     }
-    update_health(deps, &sub, &outcome, verdict, now).await;
+    // While the breaker can open, every failure is written (its count opens it).
+    let eager = breaker.on() && sub.circuit_state == crate::model::CircuitState::Closed;
+    let health = update_health(deps, &sub, &outcome, verdict, now, eager).await;
+    if breaker.on() {
+        if let Err(e) = update_circuit(deps, &sub, &breaker, &outcome, probing, health, now).await {
+            tracing::warn!(error = %e, "cannot move the endpoint's circuit breaker");
+        }
+    }
     report(&written, verdict, &outcome, figures);
     Ok(match (written.status, verdict) {
         (RecordStatus::Retrying, Verdict::Retry(wait)) if owner => Ack::Keep(Some(wait)),
@@ -186,22 +224,22 @@ pub async fn post(deps: &Deps, sub: &Subscription, d: &Deliver, trigger: Trigger
 /// Health: a success ends a run of failures; failures count towards auto-disable after a run
 /// spanning `DISABLE_AFTER_SECS`; 410 disables at once. A failed health write is logged, not
 /// retried: the delivery itself is recorded.
-async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcome, verdict: Verdict, at: OffsetDateTime) {
+async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcome, verdict: Verdict, at: OffsetDateTime, eager: bool) -> Option<HealthAfter> {
     let (tenant, id) = (&sub.tenant_id, &sub.subscription_id);
     let every = deps.config.health_flush;
     let change = match (outcome, verdict) {
         (_, Verdict::Gone) => Some(HealthChange::Disable { reason: "endpoint answered 410 Gone".into(), at }),
         (DeliveryOutcome::Delivered(_), _) => deps.health.delivered(sub, at, every),
-        (DeliveryOutcome::Failed { .. }, _) => deps.health.failed(sub, at, every),
+        (DeliveryOutcome::Failed { .. }, _) => deps.health.failed(sub, at, if eager { std::time::Duration::ZERO } else { every }),
     };
-    let Some(change) = change else { return };
+    let change = change?;
     let status_code = outcome.response().status;
     let updated = match deps.subscriptions.record_health(tenant, id, change.clone()).await {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(error = %e, "cannot write the subscription's health; counted again next time");
             deps.health.unwritten(id, &change);
-            return;
+            return None;
         }
     };
     if let HealthChange::Disable { reason, .. } = &change {
@@ -209,10 +247,10 @@ async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcom
         if updated.is_some() {
             operational::publish(deps, tenant, id, Occurrence::Disabled { reason }, at).await;
         }
-        return;
+        return None;
     }
     let disable_after = time::Duration::try_from(deps.config.disable_after).unwrap_or(time::Duration::MAX);
-    let Some(updated) = updated else { return };
+    let updated = updated?;
     // The first failure after a success (the count went from zero to this change's), and the
     // first success after failures: each seen by exactly one writer, the counter being atomic.
     match &change {
@@ -232,7 +270,99 @@ async fn update_health(deps: &Deps, sub: &Subscription, outcome: &DeliveryOutcom
             Err(e) => tracing::warn!(error = %e, "cannot disable the subscription"),
         }
     }
+    Some(updated)
 }
+
+/// Takes a rate-limit ticket and waits for its slot (`None`: POST now), or says how long the
+/// message waits on the queue. A ticket whose second ended while it was taken (a slow write) is
+/// taken again in the new second, so a second never admits more than the limit.
+async fn admit(deps: &Deps, sub: &Subscription, limit: u32) -> PortResult<Option<std::time::Duration>> {
+    for _ in 0..3 {
+        let second = OffsetDateTime::now_utc().unix_timestamp();
+        let ticket = deps.ledger.ticket(&sub.subscription_id, second).await?;
+        let now = OffsetDateTime::now_utc();
+        if now.unix_timestamp() != second {
+            continue;
+        }
+        match limit::admit(limit, second, ticket, now) {
+            limit::Admit::Go(pause) => {
+                tokio::time::sleep(pause).await;
+                return Ok(None);
+            }
+            limit::Admit::Wait(wait) => {
+                tracing::info!(limit, ticket, wait_s = wait.as_secs(), "over the subscription's rate limit; waiting without an attempt");
+                return Ok(Some(wait));
+            }
+        }
+    }
+    Ok(Some(std::time::Duration::from_secs(1)))
+}
+
+fn breaker(config: &crate::config::Config) -> Breaker {
+    Breaker { failures: config.circuit_failures, probe: config.circuit_probe, probe_max: config.circuit_probe_max }
+}
+
+/// Makes a move of `sub`'s circuit and keeps this worker's cached copy in step: `false` if the
+/// circuit was not in the state the move starts from (another worker moved it; the cache is
+/// reloaded).
+async fn move_circuit(deps: &Deps, sub: &Subscription, change: CircuitChange) -> PortResult<bool> {
+    let key = (sub.tenant_id.clone(), sub.subscription_id.clone());
+    match deps.subscriptions.move_circuit(&key.0, &key.1, &change).await {
+        Ok(()) => {
+            let mut now = sub.clone();
+            if !change.apply(&mut now) {
+                // Our copy was stale in a way the move did not care about: read it.
+                let fresh = deps.subscriptions.get(&key.0, &key.1).await?;
+                deps.subscription_cache.put(&key, fresh.map(Arc::new));
+                return Ok(true);
+            }
+            deps.subscription_cache.put(&key, Some(Arc::new(now)));
+            Ok(true)
+        }
+        Err(PortError::Conflict) => {
+            let fresh = deps.subscriptions.get(&key.0, &key.1).await?;
+            deps.subscription_cache.put(&key, fresh.map(Arc::new));
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The circuit after an attempt: a success closes an open (or probed) one; a failed probe
+/// reopens it for a longer interval; a failure that makes the run of failures reach the
+/// threshold opens a closed one. Each move made publishes its operational event.
+async fn update_circuit(deps: &Deps, sub: &Subscription, breaker: &Breaker, outcome: &DeliveryOutcome, probing: bool, health: Option<HealthAfter>, at: OffsetDateTime) -> PortResult<()> {
+    let (tenant, id) = (&sub.tenant_id, &sub.subscription_id);
+    match outcome {
+        DeliveryOutcome::Delivered(_) if probing || sub.circuit_state != crate::model::CircuitState::Closed => {
+            if move_circuit(deps, sub, CircuitChange::Close { at }).await? {
+                tracing::warn!(operational_event = "circuit.closed", "the endpoint's circuit closed");
+                // The run of failures ends with it, whatever this worker last wrote.
+                deps.subscriptions.record_health(tenant, id, HealthChange::Delivered { at }).await?;
+                operational::publish(deps, tenant, id, Occurrence::CircuitClosed { opened_at: sub.circuit_since }, at).await;
+            }
+        }
+        DeliveryOutcome::Delivered(_) => {}
+        DeliveryOutcome::Failed { .. } if probing => {
+            let probe_at = at + breaker.interval(sub.circuit_probes + 1);
+            move_circuit(deps, sub, CircuitChange::Reopen { probe_at }).await?;
+            tracing::warn!(probes = sub.circuit_probes + 1, "the probe failed; the circuit stays open");
+        }
+        DeliveryOutcome::Failed { .. } => {
+            let Some(h) = health.filter(|h| h.failure_count >= breaker.failures) else { return Ok(()) };
+            if sub.circuit_state != crate::model::CircuitState::Closed {
+                return Ok(());
+            }
+            let probe_at = at + breaker.interval(0);
+            if move_circuit(deps, sub, CircuitChange::Open { at, probe_at }).await? {
+                tracing::error!(operational_event = "circuit.opened", failure_count = h.failure_count, "the endpoint's circuit opened");
+                operational::publish(deps, tenant, id, Occurrence::CircuitOpened { failure_count: h.failure_count, next_probe_at: probe_at }, at).await;
+            }
+        }
+    }
+    Ok(())
+}
+
 
 fn report(written: &Record, verdict: Verdict, outcome: &DeliveryOutcome, figures: &metrics::Batch) {
     let response = outcome.response();

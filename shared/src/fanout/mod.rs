@@ -27,6 +27,9 @@ use tracing::Instrument;
 /// fanned out again; the duplicate tasks that makes are marked to be checked against the ledger.
 pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
     let figures = metrics::Batch::new("fanout");
+    // The ordered event queue: its events' tasks were made (and are sent) in batch order; an
+    // event kept holds the later ones of its message group.
+    let fifo = sqs_batch::is_fifo(&event).then(|| sqs_batch::groups(&event));
     let results = sqs_batch::run(event, |msg, r| handle_message(msg, r, deps, &figures)).await;
 
     let mut acks = Vec::with_capacity(results.len());
@@ -53,7 +56,14 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps) -> SqsBatchResponse {
         *ack = Ack::Keep(Some(infra_backoff(deps.config.infra_backoff, deps.config.infra_backoff_max, r.receive)));
     }
     deps.faults.point("fanout.after_send").await;
-    let response = sqs_batch::finish(deps, QueueName::Events, acks).await;
+    let queue = match &fifo {
+        Some(groups) => {
+            sqs_batch::hold_groups(&mut acks, groups);
+            QueueName::OrderedEvents
+        }
+        None => QueueName::Events,
+    };
+    let response = sqs_batch::finish(deps, queue, acks).await;
     figures.emit();
     crate::telemetry::flush();
     response
@@ -152,7 +162,9 @@ pub async fn tasks_for(event: &EventIn, source: EventSource, check: bool, deps: 
         .into_iter()
         .map(|sub| {
             let id = DeliveryId::derive(source, &event.tenant_id, &event.event_id, event.occurred_at, &sub.subscription_id);
-            DeliveryTask::new(Deliver::of_event(event, id, Trigger::Live, check, sub.version, body.clone()))
+            let mut task = DeliveryTask::new(Deliver::of_event(event, id, Trigger::Live, check, sub.version, body.clone()));
+            task.set_ordered(sub.ordering == crate::model::Ordering::Fifo);
+            task
         })
         .collect())
 }

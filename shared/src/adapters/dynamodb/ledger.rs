@@ -191,4 +191,30 @@ impl Ledger for DynamoLedger {
         }
         Ok(found)
     }
+
+    async fn ticket(&self, sub: &SubscriptionId, second: i64) -> PortResult<u64> {
+        // Its own partition per subscription and second (`rate#<sub>#<second>`, never a
+        // subscription id), so a busy limit spreads over partitions and no listing of the
+        // subscription's deliveries meets it; it expires a minute later (TTL `x`).
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("s", s(&format!("{RATE_PREFIX}{sub}#{second}")))
+            .key("k", s("n"))
+            .update_expression("ADD n :one SET x = :x")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":x", n(second + 60))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| PortError::backend("take a rate-limit ticket", e.into_service_error()))?;
+        match out.attributes.as_ref().and_then(|a| a.get("n")) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| PortError::Corrupt(format!("rate ticket {v}"))),
+            _ => Err(PortError::Corrupt("rate ticket missing".into())),
+        }
+    }
 }
+
+/// The partition-key prefix of the rate limiter's counters in the ledger table.
+pub const RATE_PREFIX: &str = "rate#";

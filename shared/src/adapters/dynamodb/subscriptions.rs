@@ -232,6 +232,16 @@ impl SubscriptionStore for DynamoSubscriptions {
             Some(None) => remove.push("tls"),
             None => {}
         }
+        match change.rate_limit_per_second {
+            Some(Some(v)) => put("rate_limit_per_second", n(v), &mut set),
+            Some(None) => remove.push("rate_limit_per_second"),
+            None => {}
+        }
+        match change.ordering {
+            Some(crate::model::Ordering::Unordered) => remove.push("ordering"),
+            Some(crate::model::Ordering::Fifo) => put("ordering", s("fifo"), &mut set),
+            None => {}
+        }
         match change.enabled {
             Some(true) => {
                 put("enabled", AttributeValue::Bool(true), &mut set);
@@ -378,5 +388,40 @@ impl SubscriptionStore for DynamoSubscriptions {
             Err(PortError::Conflict) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    async fn move_circuit(&self, tenant: &TenantId, id: &SubscriptionId, change: &CircuitChange) -> PortResult<()> {
+        let t = |at: time::OffsetDateTime| s(&timefmt::format(at));
+        let req = self.client.update_item().table_name(&self.table).set_key(Some(Self::key(tenant, id)));
+        let req = match change {
+            CircuitChange::Open { at, probe_at } => req
+                .update_expression("SET circuit_state = :open, circuit_since = :at, circuit_probe_at = :p, circuit_probes = :zero")
+                .condition_expression("attribute_exists(subscription_id) AND (attribute_not_exists(circuit_state) OR circuit_state = :closed)")
+                .expression_attribute_values(":closed", s("closed"))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":at", t(*at))
+                .expression_attribute_values(":p", t(*probe_at)),
+            // RFC 3339 UTC timestamps of one format compare as strings in time order.
+            CircuitChange::Probe { at, lease_until } => req
+                .update_expression("SET circuit_state = :half, circuit_probe_at = :p")
+                .condition_expression("circuit_state IN (:open, :half) AND circuit_probe_at <= :at")
+                .expression_attribute_values(":half", s("half_open"))
+                .expression_attribute_values(":at", t(*at))
+                .expression_attribute_values(":p", t(*lease_until)),
+            CircuitChange::Reopen { probe_at } => req
+                .update_expression("SET circuit_state = :open, circuit_probe_at = :p ADD circuit_probes :one")
+                .condition_expression("circuit_state = :half")
+                .expression_attribute_values(":half", s("half_open"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":p", t(*probe_at)),
+            CircuitChange::Close { at } => req
+                .update_expression("SET circuit_state = :closed, circuit_since = :at REMOVE circuit_probe_at, circuit_probes")
+                .condition_expression("circuit_state IN (:open, :half)")
+                .expression_attribute_values(":closed", s("closed"))
+                .expression_attribute_values(":half", s("half_open"))
+                .expression_attribute_values(":at", t(*at)),
+        };
+        let req = req.expression_attribute_values(":open", s("open"));
+        updated(req.send().await, "move the circuit breaker").map(|_| ())
     }
 }

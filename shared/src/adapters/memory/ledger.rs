@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 #[derive(Default)]
-pub struct MemoryLedger(Mutex<BTreeMap<(SubscriptionId, String), Record>>);
+pub struct MemoryLedger(Mutex<BTreeMap<(SubscriptionId, String), Record>>, Mutex<BTreeMap<(SubscriptionId, i64), u64>>);
 
 impl MemoryLedger {
     fn prefix(id: &DeliveryId) -> (SubscriptionId, String) {
@@ -111,5 +111,12 @@ impl Ledger for MemoryLedger {
     async fn queued_before(&self, before: OffsetDateTime, limit: usize) -> PortResult<Vec<(DeliveryId, u32)>> {
         let map = self.0.lock().unwrap();
         Ok(map.values().filter(|r| r.queued_at.is_some_and(|t| t < before)).take(limit).map(|r| (r.delivery_id.clone(), r.seq)).collect())
+    }
+
+    async fn ticket(&self, sub: &SubscriptionId, second: i64) -> PortResult<u64> {
+        let mut tickets = self.1.lock().unwrap();
+        let n = tickets.entry((sub.clone(), second)).or_default();
+        *n += 1;
+        Ok(*n)
     }
 }

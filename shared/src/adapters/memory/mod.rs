@@ -127,6 +127,14 @@ impl SubscriptionStore for MemorySubscriptions {
             HealthAfter { failure_count: s.failure_count, first_failure_at: s.first_failure_at, ended_run }
         }))
     }
+
+    async fn move_circuit(&self, tenant: &TenantId, id: &SubscriptionId, change: &CircuitChange) -> PortResult<()> {
+        let mut map = self.0.lock().unwrap();
+        match map.get_mut(&(tenant.clone(), id.clone())) {
+            Some(s) => if change.apply(s) { Ok(()) } else { Err(PortError::Conflict) },
+            None => Err(PortError::Conflict),
+        }
+    }
 }
 
 #[derive(Default)]

@@ -5,7 +5,7 @@ use super::super::problem::ApiError;
 use super::super::validate;
 use super::DEFAULT_EVENTS;
 use crate::config::Config;
-use crate::model::{EndpointAuth, PayloadMode, Profile, RetrySettings, SignatureSettings, Subscription, TlsSettings};
+use crate::model::{EndpointAuth, Ordering, PayloadMode, Profile, RetrySettings, SignatureSettings, Subscription, TlsSettings};
 use crate::ports::SubscriptionChange;
 use crate::signing::{Scheme, Secret};
 use serde::{Deserialize, Deserializer};
@@ -35,6 +35,20 @@ pub struct SubscriptionIn {
     pub enabled: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub auth: Option<EndpointAuth>,
+    /// At most this many POSTs per second to the endpoint (1-10000); absent or `null`: none.
+    pub rate_limit_per_second: Option<u32>,
+    /// `fifo`: one at a time in publish order; absent or `unordered`: unordered.
+    pub ordering: Option<Ordering>,
+}
+
+/// The rate limit's bounds.
+pub const MAX_RATE: u32 = 10_000;
+
+fn rate(v: Option<u32>) -> Result<(), ApiError> {
+    match v {
+        Some(n) if n == 0 || n > MAX_RATE => Err(ApiError::invalid("rate_limit_per_second", "must be between 1 and 10000 (omit it, or send null, for no limit)")),
+        _ => Ok(()),
+    }
 }
 
 /// `signature` at create: the settings plus the scheme (PATCH takes the settings only; the scheme
@@ -78,6 +92,7 @@ impl SubscriptionIn {
         validate::headers(&headers)?;
         let auth = self.auth.unwrap_or_default();
         validate::auth(config, &auth)?;
+        rate(self.rate_limit_per_second)?;
         let mut sub = Subscription::new(tenant, self.url, events, now);
         sub.name = self.name;
         sub.description = self.description;
@@ -92,6 +107,8 @@ impl SubscriptionIn {
         sub.auth = auth;
         sub.signature = signature;
         sub.tls = self.tls;
+        sub.rate_limit_per_second = self.rate_limit_per_second;
+        sub.ordering = self.ordering.unwrap_or_default();
         Ok(sub)
     }
 }
@@ -118,6 +135,10 @@ pub struct SubscriptionPatch {
     pub signature: Option<SignatureSettings>,
     #[serde(default, deserialize_with = "present")]
     pub tls: Option<Option<TlsSettings>>,
+    #[serde(default, deserialize_with = "present")]
+    pub rate_limit_per_second: Option<Option<u32>>,
+    /// Applies to events fanned out after the change; tasks already queued stay where they are.
+    pub ordering: Option<Ordering>,
 }
 
 impl SubscriptionPatch {
@@ -151,6 +172,9 @@ impl SubscriptionPatch {
         if let Some(Some(r)) = &self.retry {
             validate::retry(config, r)?;
         }
+        if let Some(r) = self.rate_limit_per_second {
+            rate(r)?;
+        }
         let filter = match self.filter {
             Some(Some(f)) if !f.is_null() => Some(Some(validate::filter(f)?)),
             Some(_) => Some(None),
@@ -169,6 +193,8 @@ impl SubscriptionPatch {
             auth: self.auth,
             signature: self.signature,
             tls: self.tls,
+            rate_limit_per_second: self.rate_limit_per_second,
+            ordering: self.ordering,
             rotate: None,
             at: Some(now),
         })

@@ -50,6 +50,16 @@ impl SignatureOut {
     }
 }
 
+/// The circuit breaker as shown: its state, since when, and (open) when the next probe may go.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct CircuitOut {
+    pub state: crate::model::CircuitState,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_probe_at: Option<OffsetDateTime>,
+}
+
 /// mTLS as shown: which certificate (by fingerprint), and how many pinned CAs; never the key.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct TlsOut {
@@ -75,6 +85,10 @@ pub struct SubscriptionOut {
     pub auth: AuthOut,
     pub signature: SignatureOut,
     pub tls: Option<TlsOut>,
+    pub rate_limit_per_second: Option<u32>,
+    pub ordering: crate::model::Ordering,
+    /// The endpoint's circuit breaker.
+    pub circuit: CircuitOut,
     pub failure_count: u32,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_delivered_at: Option<OffsetDateTime>,
@@ -114,6 +128,9 @@ impl From<&Subscription> for SubscriptionOut {
                 client_certificate_sha256: t.client_certificate.as_deref().and_then(validate::certificate_fingerprint),
                 ca_certificates: t.ca_certificates.as_deref().map_or(0, |c| c.matches("-----BEGIN CERTIFICATE-----").count()),
             }),
+            rate_limit_per_second: s.rate_limit_per_second,
+            ordering: s.ordering,
+            circuit: CircuitOut { state: s.circuit_state, since: s.circuit_since, next_probe_at: s.circuit_probe_at.filter(|_| !s.circuit_state.is_closed()) },
             failure_count: s.failure_count,
             last_delivered_at: s.last_delivered_at,
             disabled_reason: s.disabled_reason.clone(),

@@ -14,6 +14,7 @@ fn task(token: Option<&str>) -> Deliver {
         token: token.map(str::to_owned),
         subscription_version: 1,
         body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+        ordered: false,
     }
 }
 
