@@ -3,7 +3,7 @@
 #
 #   scripts/perf.sh            full run (~5-10 min on 2 cores, after the build)
 #   scripts/perf.sh --quick    fewer messages (~2-3 min)
-#   scripts/perf.sh --only 1,4 a subset of the figures (1-7)
+#   scripts/perf.sh --only 1,4 a subset of the figures (1-8)
 #
 # Starts its own LocalStack on port $PERF_LOCALSTACK_PORT (default 45684) and stops it on exit,
 # also on failure; builds the release `perf` binary of the e2e crate and runs it. The cold-start

@@ -2,7 +2,7 @@
 // request and responses (tabs), with Resend for failed deliveries.
 import { api, qs, eventTypes } from './api.js';
 import { h, enc, time, json, field, showError, clearErrors, busy, announce, tabs, table, pairs, loadMore, takeFlash, notice } from './dom.js';
-import { statusBadge, signaturePairs } from './subscriptions.js';
+import { statusBadge, circuitState, signaturePairs } from './subscriptions.js';
 import { healthCard } from './charts.js';
 
 const RESULTS = {
@@ -87,7 +87,7 @@ export async function deliveryList({ params: [id], query }) {
     crumbs(h('span', { 'aria-current': 'page' }, sub.name || sub.url)),
     h('div', { class: 'head' }, h('h1', {}, `Deliveries of ${sub.name || 'subscription'}`), h('a', { class: 'button secondary', href: `#/subscriptions/${enc(id)}/edit` }, 'Edit subscription')),
     takeFlash(),
-    h('div', { class: 'card summary' }, pairs({ URL: h('code', { class: 'url' }, sub.url), Status: statusBadge(sub), Events: sub.events.join(', '), 'Failures in a row': sub.failure_count, 'Last delivered': time(sub.last_delivered_at, 'never'), ...signaturePairs(sub.signature) })),
+    h('div', { class: 'card summary' }, pairs({ URL: h('code', { class: 'url' }, sub.url), Status: statusBadge(sub), Events: sub.events.join(', '), 'Failures in a row': sub.failure_count, 'Last delivered': time(sub.last_delivered_at, 'never'), 'Circuit breaker': circuitState(sub.circuit), 'Rate limit': sub.rate_limit_per_second ? `${sub.rate_limit_per_second} requests per second` : 'no limit', Ordering: sub.ordering === 'fifo' ? 'FIFO (one at a time, in publish order)' : 'unordered', ...signaturePairs(sub.signature) })),
     healthCard(id),
     h('div', { class: 'actions' }, testButton, recover),
     status, filterForm, results);

@@ -11,6 +11,15 @@ export function statusBadge(s) {
   return h('span', {}, h('span', { class: 'badge bad' }, 'Disabled'), s.disabled_reason && h('span', { class: 'reason' }, ` ${s.disabled_reason}`));
 }
 
+const CIRCUIT = { closed: ['Closed', 'ok'], open: ['Open', 'bad'], half_open: ['Half-open', 'wait'] };
+/** The endpoint's circuit breaker: open, its deliveries wait (using no attempt) for the next probe. */
+export function circuitState(c) {
+  if (!c) return '—';
+  const [word, cls] = CIRCUIT[c.state] || [c.state, ''];
+  return h('span', {}, h('span', { class: `badge ${cls}` }, word), c.since && [' since ', time(c.since)],
+    c.state !== 'closed' && c.next_probe_at && ['; next probe ', time(c.next_probe_at)]);
+}
+
 export async function subscriptionList() {
   const page = await api('GET', `/subscriptions${qs({ limit: 50 })}`);
   const row = (s) => [
@@ -34,12 +43,14 @@ export async function subscriptionList() {
 
 export async function subscriptionForm({ params: [id] }) {
   const [types, sub] = await Promise.all([eventTypes(), id ? api('GET', `/subscriptions/${enc(id)}`) : null]);
-  const s = sub || { url: '', name: '', description: '', events: ['*'], filter: null, payload: 'full', enabled: true, headers: {}, auth: { type: 'none' }, signature: DEFAULT_SIGNATURE, tls: null, active: true };
+  const s = sub || { url: '', name: '', description: '', events: ['*'], filter: null, payload: 'full', enabled: true, headers: {}, auth: { type: 'none' }, signature: DEFAULT_SIGNATURE, tls: null, rate_limit_per_second: null, ordering: 'unordered', active: true };
   const url = h('input', { name: 'url', type: 'url', value: s.url, required: true, placeholder: 'https://example.com/webhooks', autocomplete: 'off' });
   const name = h('input', { name: 'name', value: s.name || '', maxlength: '128' });
   const description = h('textarea', { name: 'description', rows: '2', maxlength: '1024', value: s.description || '' });
   const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: s.enabled, id: nextId('en') });
   const thin = h('input', { type: 'checkbox', name: 'payload', checked: s.payload === 'thin', id: nextId('th') });
+  const rate = h('input', { name: 'rate_limit_per_second', inputmode: 'numeric', autocomplete: 'off', placeholder: 'no limit', value: s.rate_limit_per_second ?? '' });
+  const ordering = h('select', { name: 'ordering' }, [['unordered', 'Unordered (each as soon as it can go)'], ['fifo', 'FIFO (one at a time, in publish order)']].map(([v, label]) => h('option', { value: v, selected: (s.ordering || 'unordered') === v }, label)));
   const events = eventPicker(types, s.events);
   const filter = filterEditor(s.filter, sub);
   const retry = retryEditor(s.retry);
@@ -54,7 +65,11 @@ export async function subscriptionForm({ params: [id] }) {
     field('Name (optional)', name), field('Description (optional)', description),
     events.el, filter.el,
     h('div', { class: 'field', 'data-field': 'payload' }, h('label', { class: 'check', for: thin.id }, thin, ' Thin payloads (send the event without its data; the receiver fetches it by delivery id)'), h('p', { class: 'field-error', hidden: true })),
-    retry.el, headers.el, auth.el, tls.el, signature.el,
+    retry.el,
+    group('Rate limit and ordering', 'pace', h('div', { class: 'sub-fields' },
+      field('Rate limit (requests per second)', rate, { hint: 'Optional, 1-10000: deliveries over it wait their turn without using an attempt. Empty: no limit.' }),
+      field('Delivery order', ordering, { hint: 'FIFO: a failing delivery holds the ones behind it; only events published to the ordered event queue have a publish order. A change applies to later events.' }))),
+    headers.el, auth.el, tls.el, signature.el,
     h('div', { class: 'field', 'data-field': 'enabled' }, h('label', { class: 'check', for: enabled.id }, enabled, ' Enabled (deliver events to this endpoint)'), h('p', { class: 'field-error', hidden: true })),
     h('div', { class: 'actions' }, submit, h('a', { href: cancel, class: 'button secondary' }, 'Cancel')));
   const section = h('section', {}, h('h1', {}, sub ? `Edit ${sub.name || 'subscription'}` : 'New subscription'), form);
@@ -66,7 +81,9 @@ export async function subscriptionForm({ params: [id] }) {
     try {
       const ev = events.value();
       if (!ev.length) throw { field: 'events', message: 'Pick at least one event type (or All events).' };
-      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', retry: retry.value(), enabled: enabled.checked, headers: headers.value(), auth: auth.value(), tls: tls.value(), signature: signature.value() };
+      const r = rate.value.trim() ? Number(rate.value.trim()) : null;
+      if (r !== null && !(Number.isInteger(r) && r >= 1 && r <= 10000)) throw { field: 'rate_limit_per_second', message: 'a whole number from 1 to 10000 (empty: no limit)' };
+      body = { url: url.value.trim(), name: name.value.trim() || null, description: description.value.trim() || null, events: ev, filter: filter.value(), payload: thin.checked ? 'thin' : 'full', retry: retry.value(), enabled: enabled.checked, headers: headers.value(), auth: auth.value(), tls: tls.value(), signature: signature.value(), rate_limit_per_second: r, ordering: (sub || ordering.value === 'fifo') ? ordering.value : null };
       if (!sub) body.secret = signature.secret();
       if (!sub) for (const k of Object.keys(body)) if (body[k] == null) delete body[k];
       // Editing: only what changed is sent, so a change made elsewhere meanwhile (say, the
@@ -108,7 +125,7 @@ export async function subscriptionForm({ params: [id] }) {
 function changes(s, body) {
   const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
   const sorted = (v) => [...v].sort();
-  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), filter: s.filter ?? null, payload: s.payload || 'full', retry: s.retry ?? null, enabled: s.enabled };
+  const was = { url: s.url, name: s.name || null, description: s.description || null, events: sorted(s.events), filter: s.filter ?? null, payload: s.payload || 'full', retry: s.retry ?? null, enabled: s.enabled, rate_limit_per_second: s.rate_limit_per_second ?? null, ordering: s.ordering || 'unordered' };
   const out = {};
   for (const [k, v] of Object.entries(body)) {
     if (v === undefined) continue; // headers, auth, tls and signature: untouched

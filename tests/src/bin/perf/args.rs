@@ -22,7 +22,7 @@ impl Args {
                 "--n" => a.n = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
                 "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
                 "-h" | "--help" => {
-                    println!("usage: perf [--quick] [--only 1,2,...]   (figures 2-7 need AWS_ENDPOINT_URL: see scripts/perf.sh)");
+                    println!("usage: perf [--quick] [--only 1,2,...]   (figures 2-8 need AWS_ENDPOINT_URL: see scripts/perf.sh)");
                     std::process::exit(0);
                 }
                 other => {

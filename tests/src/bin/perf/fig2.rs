@@ -211,6 +211,11 @@ pub async fn run(ctx: &AwsCtx<'_>, args: &Args, plan: &Plan, f1: &[F1], summary:
         summary.add(&format!("2 DynamoDB WCU per delivery ({short})"), format!("{:.2}", s.wcu().0 / d), &format!("<= {}", goal_wcu(s.per_event)), verdict(s.wcu().0 / d, goal_wcu(s.per_event)));
         summary.add(&format!("2 DynamoDB RCU per delivery ({short})"), format!("{:.2}", s.rcu().0 / d), &format!("<= {GOAL_RCU}"), verdict(s.rcu().0 / d, GOAL_RCU));
     }
+    // The rate limiter's tickets are UpdateItems of the ledger table; a subscription without a
+    // limit takes none (S1's workers make no UpdateItem there at all).
+    let tickets: u64 = s1.del_rows.iter().filter(|((op, target), _)| op == "UpdateItem" && target.contains("Deliveries")).map(|(_, r)| r.calls).sum();
+    println!("  rate limiter: {tickets} ticket writes for S1's {} deliveries (subscriptions without rate_limit_per_second pay nothing)", s1.deliveries);
+    summary.add("2 rate-limiter writes per delivery (no limit set)", format!("{:.2}", tickets as f64 / s1.deliveries as f64), "0", verdict(tickets as f64, 0.0));
     let cpu = cpu_ms_per_message(&s1.del);
     summary.add("2 delivery CPU per message (1 sub/event)", format!("{cpu:.3} ms"), &format!("<= {:.1} ms", BASELINE_DELIVERY_CPU_MS / 2.0), verdict(cpu, BASELINE_DELIVERY_CPU_MS / 2.0));
 

@@ -1,6 +1,6 @@
 //! Performance figures of the webhook service, each printed by one command (docs/performance.md).
 //!
-//! A module per figure (`fig1` … `fig7`, each with a `run` that prints it and adds its rows to the
+//! A module per figure (`fig1` … `fig8`, each with a `run` that prints it and adds its rows to the
 //! summary), beside what they share: the meters (`ledger`, `ddb_meter`, `sqs_meter`), the
 //! loopback receiver (`sink`), the runtime API stub (`stub`) and the bootstraps it serves
 //! (`bootstrap`), the /proc reader (`procfs`), the stacks (`stacks`, `drive`, `lambda`,
@@ -33,6 +33,7 @@ mod fig4;
 mod fig5;
 mod fig6;
 mod fig7;
+mod fig8;
 mod fixtures;
 mod format;
 mod host;
@@ -89,7 +90,7 @@ fn main() {
     std::process::exit(0);
 }
 
-/// Figures 2-7: on LocalStack, so only with AWS_ENDPOINT_URL set.
+/// Figures 2-8: on LocalStack, so only with AWS_ENDPOINT_URL set.
 async fn aws_figures(args: &Args, plan: &Plan, f1: &[F1], summary: &mut Summary) {
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
         println!("\nAWS_ENDPOINT_URL is not set: figures 2-7 need LocalStack (scripts/perf.sh starts one).");
@@ -108,6 +109,10 @@ async fn aws_figures(args: &Args, plan: &Plan, f1: &[F1], summary: &mut Summary)
 
     if args.wants(7) {
         fig7::run(&sdk, &sink, plan, summary).await;
+    }
+
+    if args.wants(8) {
+        fig8::run(&sdk, &sink, summary).await;
     }
 }
 
