@@ -168,6 +168,9 @@ impl TestStack {
         // Infrastructure errors back off 1 s, doubling, at most 4 s (production: 5 s up to 6 h).
         env.insert("INFRA_BACKOFF_MS".into(), "1000".into());
         env.insert("INFRA_BACKOFF_MAX_SECS".into(), "4".into());
+        // The circuit breaker is off unless a test turns it on (tests/tests/fair_delivery.rs): the
+        // other tests make endpoints fail on purpose and follow their deliveries to the end.
+        env.insert("CIRCUIT_FAILURES".into(), "0".into());
         for (k, v) in &opts.env {
             env.insert(k.to_string(), v.clone());
         }

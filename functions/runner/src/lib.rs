@@ -161,7 +161,11 @@ impl Runner {
             let n = q.max_concurrency.map_or(wanted, |m| wanted.min(m as usize));
             sources.push((q.clone(), url, n));
         }
-        let mut concurrency: HashMap<String, usize> = sources.iter().map(|(q, _, n)| (q.function.clone(), *n)).collect();
+        // A function's slots serve all its mappings (fan-out: the event queue and the ordered one).
+        let mut concurrency: HashMap<String, usize> = HashMap::new();
+        for (q, _, n) in &sources {
+            *concurrency.entry(q.function.clone()).or_default() += *n;
+        }
         for r in &resolved.routes {
             concurrency.insert(r.function.clone(), lo.api_concurrency);
         }
