@@ -76,9 +76,9 @@ if [[ "${SKIP_SAM_BUILD:-0}" != 1 ]]; then
 
     # The bootstraps sam build just made, as processes against cargo-lambda's Lambda emulator,
     # configured from the translated template (functions/runner/src/lambda).
-    step "Lambda mode: walking skeleton, delivery retries, API contract (E2E_LAMBDA=1)"
+    step "Lambda mode: walking skeleton, delivery retries, API contract, fair and ordered delivery (E2E_LAMBDA=1)"
     rm -rf target/lambda
-    E2E_LAMBDA=1 cargo test -p e2e --locked --test walking_skeleton --test delivery --test api
+    E2E_LAMBDA=1 cargo test -p e2e --locked --test walking_skeleton --test delivery --test api --test fair_delivery
     step "Lambda mode: sample events, timeouts, the IAM check"
     # --nocapture: the IAM check prints each function's calls and what is granted but unused.
     # The functions' own logs are in target/lambda/<stack>/<Function>-<n>.log.
