@@ -1,5 +1,7 @@
 //! The ports domain code talks to. Each has a DynamoDB/SQS adapter and an in-memory one; one
-//! contract suite (`ports::contract`) runs against both.
+//! contract suite (`ports::contract`) runs against both. Past 400 lines because every port and
+//! the value types of its calls (changes, marks, the circuit's moves) are here together: adapters
+//! and handlers import one module, and a change's `apply` (the in-memory semantics) sits by it.
 
 use crate::ids::{DeliveryId, SubscriptionId, TenantId};
 use crate::model::{ApiKeyRecord, DeliveryStatus, DeliveryTask, EndpointAuth, Record, RecordStatus, StoredEvent, Subscription, TenantRecord};

@@ -1,6 +1,7 @@
 //! Test support for the end-to-end tests: a fresh LocalStack stack per test (from
 //! `infra/data.yaml`, via `scripts/localstack.sh provision`), the local runner in-process, a
-//! real HTTP receiver on 127.0.0.1, and polling with deadlines.
+//! real HTTP receiver on 127.0.0.1, and polling with deadlines. Just past 400 lines: `TestStack`
+//! is one type (start, the API calls, publishing, queue depths), which the other modules use.
 //!
 //! Needs a running LocalStack: `AWS_ENDPOINT_URL` and `LOCALSTACK_PORT` are set by
 //! `scripts/test.sh`, which starts one and stops it afterwards.

@@ -334,7 +334,8 @@ async fn move_circuit(deps: &Deps, sub: &Subscription, change: CircuitChange) ->
 async fn update_circuit(deps: &Deps, sub: &Subscription, breaker: &Breaker, outcome: &DeliveryOutcome, probing: bool, health: Option<HealthAfter>, at: OffsetDateTime) -> PortResult<()> {
     let (tenant, id) = (&sub.tenant_id, &sub.subscription_id);
     match outcome {
-        DeliveryOutcome::Delivered(_) if probing || sub.circuit_state != crate::model::CircuitState::Closed => {
+        // A probe's success, or one that was in flight while the circuit opened.
+        DeliveryOutcome::Delivered(_) if sub.circuit_state != crate::model::CircuitState::Closed => {
             if move_circuit(deps, sub, CircuitChange::Close { at }).await? {
                 tracing::warn!(operational_event = "circuit.closed", "the endpoint's circuit closed");
                 // The run of failures ends with it, whatever this worker last wrote.

@@ -1,12 +1,12 @@
 //! The Subscriptions table: (`tenant_id`, `subscription_id`), with a sparse GSI `active`
 //! (`active_tenant`, `subscription_id`; projecting what fan-out matches: `events`, `filter`,
-//! `enabled`, `version`) whose key the adapter sets only on active subscriptions, and the TTL `purge_at`
+//! `enabled`, `version`, `ordering`) whose key the adapter sets only on active subscriptions, and the TTL `purge_at`
 //! on deleted ones. A tenant's count of active subscriptions lives on its Tenants item
 //! (`active_subscriptions`) and moves in the same transaction as the subscription.
 //!
 //! Every write touches only its own attributes: the API's changes name their fields, rotation
 //! copies `secret` to `previous_secret` inside the update, deletion flips `active`, and the
-//! worker's health updates touch only the health fields. So concurrent writers never undo each
+//! worker's health and circuit-breaker updates touch only those fields. So concurrent writers never undo each
 //! other; `version` counts the API's changes (the ETag) and conditions them when asked.
 
 use super::{av, get_one, n, s, to_item, updated, Item};
